@@ -1,0 +1,83 @@
+"""`clean-clarify`: the command line, a thin mirror of the flow's parameters.
+
+Exit codes: 0 published, 1 quality gate failed (nothing published), 2 bad manifest, config or usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+# Before Prefect is imported: no telemetry, and no network is needed for the embedded server.
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("DO_NOT_TRACK", "1")
+
+EXIT_OK, EXIT_GATE, EXIT_USAGE = 0, 1, 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="clean-clarify", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="sanitize the images of a manifest and publish a release")
+    run.add_argument("manifest", help="Parquet manifest: a local path or an fsspec URL")
+    run.add_argument("--output", required=True, help="release store: a local folder or an fsspec URL")
+    run.add_argument("--config", help="YAML config file (see README)")
+    run.add_argument("--release-id", help="name of the release folder (default: UTC time + input hash)")
+
+    demo = commands.add_parser("demo", help="write a demo manifest from real photos that scikit-image ships")
+    demo.add_argument("folder", help="where to write images, masks, truth/ and manifest.parquet")
+    return parser
+
+
+def _run(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
+    from data_contracts.manifest import ManifestError, read_manifest
+    from tasks.config import load_config
+    from tasks.gate import GateFailed
+
+    try:
+        config = load_config(args.config)
+        # Fail fast, before the orchestrator starts, on a manifest that breaks the contract.
+        read_manifest(args.manifest if "://" in args.manifest else os.path.abspath(args.manifest))
+    except (ManifestError, ValidationError, ValueError, OSError) as exc:
+        print(f"clean-clarify: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+    from flows.sanitize import sanitize_with_workers
+
+    try:
+        summary = sanitize_with_workers(config.workers)(
+            manifest=args.manifest,
+            output=args.output,
+            config=config.model_dump(mode="json"),
+            release_id=args.release_id,
+        )
+    except ManifestError as exc:
+        print(f"clean-clarify: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except GateFailed as exc:
+        print(f"clean-clarify: {exc}\nThe release folder is kept for inspection; LATEST did not move.", file=sys.stderr)
+        return EXIT_GATE
+    print(json.dumps({k: summary[k] for k in ("release_id", "release_uri", "counts", "quarantine_reasons")}, indent=2))
+    return EXIT_OK
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from tasks.demo import write_demo
+
+    manifest = write_demo(args.folder)
+    print(f"demo manifest written: {manifest}")
+    return EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    return {"run": _run, "demo": _demo}[args.command](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,70 @@
+"""Clean: the engines that change pixels inside the mask, behind one small contract.
+
+An engine is a class with a `name` and `__call__(image, mask, context) -> image`:
+
+- `image`: HxWx3 (RGB) or HxW (grey) uint8, upright, full resolution;
+- `mask`: HxW bool, True = edit;
+- returns an array of the same shape and dtype.
+
+Engines may change pixels outside the mask (a crop-based method often does); the caller
+composites the result inside the mask only, so the outside stays bit-identical whatever an engine
+does. Instances are built once per worker process by `get_engine` (models load once).
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+import numpy as np
+
+from tasks.clean.blur import MosaicBlur
+from tasks.clean.telea import Telea
+
+if TYPE_CHECKING:
+    from tasks.config import Config
+
+
+@dataclass(frozen=True)
+class EditContext:
+    """What an engine may know about the row besides its pixels."""
+
+    image_id: str
+    removal: str  # "object" | "text"
+    action: str  # "remove" | "blur"
+    seed: int  # derived from image_id, so random searches repeat exactly on a rerun
+    config: "Config"
+
+
+class Engine(Protocol):
+    name: str
+
+    def __call__(self, image: np.ndarray, mask: np.ndarray, context: EditContext) -> np.ndarray: ...
+
+
+# Removal engines, chosen per `removal` class in the config.
+ENGINES: dict[str, type] = {Telea.name: Telea}
+# The privacy action; not a removal engine.
+BLUR = MosaicBlur
+
+_instances: dict[tuple[str, str], Engine] = {}
+_lock = threading.Lock()
+
+
+def get_engine(name: str, config: "Config") -> Engine:
+    """The worker-wide instance of engine `name` for this config (built on first use)."""
+    key = (name, config.digest())
+    with _lock:
+        if key not in _instances:
+            cls = BLUR if name == BLUR.name else ENGINES[name]
+            _instances[key] = cls(config)
+        return _instances[key]
+
+
+def composite(original: np.ndarray, edited: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """`edited` inside `mask`, `original` everywhere else, bit for bit."""
+    if edited.shape != original.shape or edited.dtype != original.dtype:
+        raise ValueError(f"engine returned {edited.dtype} {edited.shape}, expected {original.dtype} {original.shape}")
+    select = mask if original.ndim == 2 else mask[..., None]
+    return np.where(select, edited, original)

@@ -1,0 +1,90 @@
+"""The one configuration object of a run: typed, validated, loaded from YAML, passed down.
+
+Every knob that changes output pixels is part of `Config`, so the config's hash (recorded in
+`release.json`) says exactly how a release was made.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+class _Strict(BaseModel):
+    # A typo in a YAML key must fail loudly, not silently fall back to a default.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class EngineChoice(_Strict):
+    """Which removal engine handles each `removal` class of the manifest."""
+
+    object: str = "telea"
+    text: str = "telea"
+
+
+class TeleaConfig(_Strict):
+    radius: int = Field(5, ge=1, le=64, description="Telea neighbourhood radius in pixels.")
+    margin: int = Field(16, ge=0, description="Context kept around each mask component's crop.")
+
+
+class BlurConfig(_Strict):
+    """Privacy blur: a mosaic of block means, then a Gaussian to hide the block grid.
+
+    The output depends on the block means alone, so detail finer than a block is destroyed, not
+    hidden: no deconvolution can bring it back.
+    """
+
+    blocks_across: int = Field(6, ge=2, le=64, description="Mosaic blocks across the region's longer side.")
+    min_block: int = Field(8, ge=2, description="Smallest block side in pixels.")
+
+
+class OutputConfig(_Strict):
+    jpeg_quality: int = Field(95, ge=50, le=100)
+    webp_quality: int = Field(95, ge=50, le=100)
+
+
+class Config(_Strict):
+    partition_size: int = Field(64, ge=1, description="Rows per partition when the manifest has no `partition` column.")
+    workers: int = Field(0, ge=0, description="Partitions processed at once; 0 = one per CPU core.")
+    max_pixels: int = Field(100_000_000, ge=1, description="Images above this many pixels are quarantined (decompression bombs).")
+    max_mask_fraction: float = Field(0.9, gt=0, le=1, description="A mask covering more of the image leaves nothing to fill from.")
+    max_quarantine_fraction: float = Field(0.2, ge=0, le=1, description="Release gate: a larger share of quarantined rows fails the run.")
+    engines: EngineChoice = EngineChoice()
+    telea: TeleaConfig = TeleaConfig()
+    blur: BlurConfig = BlurConfig()
+    clarify: Literal["none"] = "none"
+    output: OutputConfig = OutputConfig()
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+
+    @field_validator("engines")
+    @classmethod
+    def _engines_exist(cls, engines: EngineChoice) -> EngineChoice:
+        from tasks.clean import ENGINES
+
+        for removal, name in engines.model_dump().items():
+            if name not in ENGINES:
+                raise ValueError(f"engines.{removal}: unknown engine {name!r}; available: {sorted(ENGINES)}")
+        return engines
+
+    def digest(self) -> str:
+        """A stable hash of every setting, for provenance and (later) cache keys."""
+        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def load_config(path: str | Path | None = None, overrides: dict | None = None) -> Config:
+    """Read a YAML config file (optional), apply `overrides`, validate."""
+    data: dict = {}
+    if path is not None:
+        loaded = yaml.safe_load(Path(path).read_text())
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ValueError(f"{path}: the config must be a YAML mapping, got {type(loaded).__name__}")
+        data = loaded or {}
+    if overrides:
+        data = {**data, **overrides}
+    return Config.model_validate(data)

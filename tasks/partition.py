@@ -1,0 +1,161 @@
+"""One partition's work: every row through find → clean → clarify → measure → write.
+
+`edit_row` is the whole path of one image and never raises: a row ends as a published record or
+as a quarantined one with its reason. `process_partition` streams a partition's rows one image at
+a time (memory bounded by one photo) and writes the records as one Parquet file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import time
+import traceback
+
+import pyarrow as pa
+
+from data_contracts.manifest import row_problem
+from tasks.clarify import CLARIFIERS
+from tasks.clean import BLUR, EditContext, composite, get_engine
+from tasks.images import decode_photo, encode_photo
+from tasks.masks import build_mask
+from tasks.measure import mask_fraction, outside_changed
+from tasks.plan import ROW_INDEX, Job
+from tasks.uris import RowError, join, read_bytes, read_parquet, resolve, write_bytes, write_parquet
+
+log = logging.getLogger(__name__)
+
+# Detectors (text, faces, plates) plug in here; a row naming one that is not installed is
+# quarantined rather than published with its text or faces still in place.
+DETECTORS: dict[str, object] = {}
+
+RECORD_SCHEMA = pa.schema(
+    [
+        ("image_id", pa.string()),
+        (ROW_INDEX, pa.int64()),
+        ("status", pa.string()),  # "published" | "quarantined"
+        ("reason", pa.string()),
+        ("source_uri", pa.string()),
+        ("output_uri", pa.string()),
+        ("sha256", pa.string()),
+        ("format", pa.string()),
+        ("width", pa.int32()),
+        ("height", pa.int32()),
+        ("action", pa.string()),
+        ("removal", pa.string()),
+        ("engine", pa.string()),
+        ("clarify", pa.string()),
+        ("mask_fraction", pa.float64()),
+        ("outside_changed", pa.int64()),
+        ("flags", pa.list_(pa.string())),
+        ("seconds", pa.float64()),
+    ]
+)
+
+
+def seed_for(image_id: str) -> int:
+    return int.from_bytes(hashlib.sha256(image_id.encode()).digest()[:8], "little")
+
+
+def output_name(image_id: str, extension: str) -> str:
+    """A safe, unique file name under `images/` for `image_id`."""
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", image_id).strip("._")[:120] or "image"
+    if safe != image_id:
+        # Two ids that sanitise alike ("a b", "a/b") must not overwrite each other.
+        safe = f"{safe}-{hashlib.sha256(image_id.encode()).hexdigest()[:8]}"
+    return f"images/{safe}{extension}"
+
+
+def edit_row(row: dict, job: Job) -> dict:
+    """Run one manifest row end to end; return its record (published or quarantined)."""
+    started = time.perf_counter()
+    config = job.config
+    record: dict = {"image_id": row["image_id"], ROW_INDEX: row[ROW_INDEX], "source_uri": row.get("image_uri")}
+    stage = "check"
+    try:
+        problem = row_problem(row)
+        if problem:
+            raise RowError(problem)
+        action, removal = row.get("action") or "remove", row.get("removal") or "object"
+        record.update(action=action, removal=removal)
+
+        stage = "read"
+        source_uri = resolve(row["image_uri"], job.manifest_root)
+        record["source_uri"] = source_uri
+        source_bytes = read_bytes(source_uri)
+        photo = decode_photo(source_bytes, config.max_pixels)
+
+        stage = "find"
+        mask = build_mask(
+            row,
+            photo.size,
+            lambda uri: read_bytes(resolve(uri, job.manifest_root), what="mask"),
+            config.max_pixels,
+        )
+        missing = [name for name in (row.get("detect") or []) if name not in DETECTORS]
+        if missing:
+            raise RowError(f"detector(s) {missing} requested but not available; available: {sorted(DETECTORS) or 'none'}")
+        fraction = mask_fraction(mask)
+        if fraction > config.max_mask_fraction:
+            raise RowError(
+                f"mask covers {fraction:.0%} of the image, over max_mask_fraction {config.max_mask_fraction:.0%}: "
+                "nothing would be left to fill from"
+            )
+
+        flags: list[str] = []
+        engine_name, clarify_name = "none", "none"
+        final = photo.colour
+        if not mask.any():
+            flags.append("empty_mask")
+        else:
+            context = EditContext(row["image_id"], removal, action, seed_for(row["image_id"]), config)
+            stage = "clean"
+            engine_name = BLUR.name if action == "blur" else getattr(config.engines, removal)
+            engine = get_engine(engine_name, config)
+            final = composite(photo.colour, engine(photo.colour, mask, context), mask)
+            if action == "remove":
+                stage = "clarify"
+                clarify_name = config.clarify
+                final = composite(photo.colour, CLARIFIERS[clarify_name](final, mask, context), mask)
+
+        stage = "measure"
+        changed_outside = outside_changed(photo.colour, final, mask)
+
+        stage = "write"
+        if not mask.any() and photo.orientation == 1:
+            data = source_bytes  # nothing to edit and nothing to rotate: publish the file as it came
+        else:
+            data = encode_photo(photo, final, config.output.jpeg_quality, config.output.webp_quality)
+        relative = output_name(row["image_id"], photo.extension)
+        write_bytes(join(job.release_uri, relative), data)
+        record.update(
+            status="published",
+            output_uri=relative,
+            sha256=hashlib.sha256(data).hexdigest(),
+            format=photo.format,
+            width=photo.size[0],
+            height=photo.size[1],
+            engine=engine_name,
+            clarify=clarify_name,
+            mask_fraction=fraction,
+            outside_changed=changed_outside,
+            flags=flags,
+        )
+    except RowError as exc:
+        record.update(status="quarantined", reason=f"{stage}: {exc}")
+    except Exception as exc:  # an engine bug must cost one row, not the run
+        log.error("row %r failed in %s:\n%s", row["image_id"], stage, traceback.format_exc())
+        record.update(status="quarantined", reason=f"{stage}: internal error {type(exc).__name__}: {exc}")
+    record["seconds"] = time.perf_counter() - started
+    return record
+
+
+def process_partition(partition_uri: str, job: Job) -> str:
+    """Edit every row of one partition; return the URI of its records file."""
+    rows = read_parquet(partition_uri).to_pylist()
+    records = [edit_row(row, job) for row in rows]
+    name = partition_uri.rstrip("/").rsplit("/", 1)[-1]
+    records_uri = join(job.work_uri, "records", name)
+    write_parquet(records_uri, pa.Table.from_pylist(records, schema=RECORD_SCHEMA))
+    return records_uri

@@ -1,0 +1,103 @@
+"""Manifest → partitions: read and check the manifest, then cut it into the units of work.
+
+Each partition is written as a small Parquet file in the run's work folder, and its URI is what a
+worker receives: arrays and row lists never travel through the orchestrator.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from data_contracts.manifest import CONTRACT_COLUMNS, ManifestError, manifest_sha256, read_manifest
+from tasks.config import Config
+from tasks.uris import exists, has_protocol, join, parent_of, remove_tree, write_parquet
+
+ROW_INDEX = "_row"  # position in the input manifest: joins results back to pass-through columns
+
+
+@dataclass(frozen=True)
+class Job:
+    """Everything a partition worker needs: small, picklable, the same for every partition."""
+
+    manifest_uri: str
+    manifest_root: str
+    release_uri: str
+    work_uri: str
+    config: Config
+
+
+@dataclass(frozen=True)
+class ReleasePlan:
+    release_id: str
+    output_uri: str
+    job: Job
+    partition_uris: list[str]
+    partition_labels: list[str]
+    input_rows: int
+    manifest_sha256: str
+    started_at: str = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc).isoformat())
+
+    @property
+    def release_uri(self) -> str:
+        return self.job.release_uri
+
+
+def normalise_uri(uri: str) -> str:
+    return uri if has_protocol(uri) else os.path.abspath(uri)
+
+
+def release_uri_for(output_uri: str, release_id: str) -> str:
+    return join(output_uri, "releases", release_id)
+
+
+def default_release_id(manifest_digest: str, config: Config) -> str:
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    return f"{stamp}-{manifest_digest[:6]}{config.digest()[:4]}"
+
+
+def split_partitions(table: pa.Table, partition_size: int) -> list[tuple[str, pa.Table]]:
+    """By the `partition` column when present (nulls form their own partition), else by row count."""
+    if "partition" in table.column_names:
+        labels = table.column("partition")
+        groups: list[tuple[str, pa.Table]] = []
+        for value in pc.unique(labels).to_pylist():
+            selector = pc.is_null(labels) if value is None else pc.equal(labels, value)
+            groups.append(("(none)" if value is None else value, table.filter(selector)))
+        return groups
+    return [
+        (f"rows {start}-{min(start + partition_size, table.num_rows) - 1}", table.slice(start, partition_size))
+        for start in range(0, table.num_rows, partition_size)
+    ]
+
+
+def plan_release(manifest_uri: str, output_uri: str, config: Config, release_id: str | None = None) -> ReleasePlan:
+    manifest_uri, output_uri = normalise_uri(manifest_uri), normalise_uri(output_uri)
+    table = read_manifest(manifest_uri)
+    digest = manifest_sha256(manifest_uri)
+    release_id = release_id or default_release_id(digest, config)
+    if not release_id or "/" in release_id or release_id.startswith("."):
+        raise ManifestError(f"release id {release_id!r} must be a plain folder name")
+    release_uri = release_uri_for(output_uri, release_id)
+    if exists(join(release_uri, "_SUCCESS")):
+        raise ManifestError(f"release {release_id!r} is already published at {release_uri}; choose another --release-id")
+    # An earlier attempt at this id never completed: start it clean rather than mix outputs.
+    remove_tree(release_uri)
+    work_uri = join(output_uri, ".work", release_id)
+    remove_tree(work_uri)
+
+    indexed = table.append_column(ROW_INDEX, pa.array(range(table.num_rows), pa.int64()))
+    keep = [c for c in indexed.column_names if c in CONTRACT_COLUMNS or c == ROW_INDEX]
+    partitions = split_partitions(indexed.select(keep), config.partition_size)
+    uris, labels = [], []
+    for number, (label, part) in enumerate(partitions):
+        uri = join(work_uri, "partitions", f"part-{number:05d}.parquet")
+        write_parquet(uri, part)
+        uris.append(uri)
+        labels.append(label)
+    job = Job(manifest_uri, parent_of(manifest_uri), release_uri, work_uri, config)
+    return ReleasePlan(release_id, output_uri, job, uris, labels, table.num_rows, digest)
