@@ -1,0 +1,51 @@
+import os
+
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("DO_NOT_TRACK", "1")
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tasks.config import Config
+from tasks.demo import write_demo
+from tasks.plan import Job
+
+
+@pytest.fixture(scope="session")
+def prefect_harness():
+    """One real (temporary, SQLite-backed) Prefect API server for the whole test session."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=90):
+        yield
+
+
+@pytest.fixture(scope="session")
+def demo_manifest(tmp_path_factory) -> str:
+    return write_demo(str(tmp_path_factory.mktemp("demo")))
+
+
+@pytest.fixture
+def make_job(tmp_path):
+    """A Job whose manifest folder is `tmp_path/data` and whose release goes to `tmp_path/out`."""
+
+    def make(**config) -> Job:
+        root = tmp_path / "data"
+        root.mkdir(exist_ok=True)
+        return Job(
+            manifest_uri=str(root / "manifest.parquet"),
+            manifest_root=str(root),
+            release_uri=str(tmp_path / "out" / "releases" / "r1"),
+            work_uri=str(tmp_path / "out" / ".work" / "r1"),
+            config=Config.model_validate(config),
+        )
+
+    return make
+
+
+def save(path, pixels: np.ndarray, fmt: str = "PNG", **kwargs) -> str:
+    path = str(path)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    Image.fromarray(pixels).save(path, format=fmt, **kwargs)
+    return path

@@ -1,0 +1,196 @@
+"""The real flow on real photos, through a real (temporary) Prefect API server."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from PIL import Image, ImageOps
+
+from conftest import save
+from data_contracts.manifest import ManifestError
+from flows.sanitize import sanitize
+from tasks.gate import GateFailed
+from tasks.images import decode_photo
+from tasks.masks import build_mask
+
+pytestmark = pytest.mark.usefixtures("prefect_harness")
+
+
+def upright(path) -> np.ndarray:
+    return np.asarray(ImageOps.exif_transpose(Image.open(path)))
+
+
+@pytest.fixture(scope="module")
+def demo_release(demo_manifest, tmp_path_factory):
+    output = tmp_path_factory.mktemp("release-store")
+    summary = sanitize(manifest=demo_manifest, output=str(output), release_id="demo-1")
+    return demo_manifest, output, summary
+
+
+def test_release_contract(demo_release):
+    manifest_path, output, summary = demo_release
+    release = output / "releases" / "demo-1"
+    assert (output / "LATEST").read_text().strip() == "demo-1"
+    assert (release / "_SUCCESS").exists()
+    assert not (output / ".work" / "demo-1").exists()
+
+    source = pq.read_table(manifest_path)
+    published = pq.read_table(release / "manifest.parquet")
+    quarantined = pq.read_table(release / "quarantine.parquet")
+    assert published.num_rows + quarantined.num_rows == source.num_rows
+    assert quarantined.num_rows == 0, quarantined.to_pylist()
+    for column in ("image_id", "output_uri", "source_uri", "sha256", "width", "height", "engine", "mask_fraction"):
+        assert column in published.column_names
+    # Pass-through columns keep their values and their Arrow types.
+    assert published.schema.field("labels").type == pa.list_(pa.string())
+    by_id = {r["image_id"]: r for r in source.to_pylist()}
+    for row in published.to_pylist():
+        assert row["caption"] == by_id[row["image_id"]]["caption"]
+        assert row["labels"] == by_id[row["image_id"]]["labels"]
+        data = (release / row["output_uri"]).read_bytes()
+        import hashlib
+
+        assert hashlib.sha256(data).hexdigest() == row["sha256"]
+
+    info = json.loads((release / "release.json").read_text())
+    assert info["counts"] == {"input": 8, "published": 8, "quarantined": 0, "flagged": 1, "partitions": 2}
+    assert info["input_manifest"]["rows"] == 8 and len(info["input_manifest"]["sha256"]) == 64
+    assert info["config"]["engines"]["object"] == "telea" and "version" in info["code_version"]
+    assert summary["release_id"] == "demo-1"
+
+
+def test_pixels_outside_the_edit_are_untouched(demo_release):
+    manifest_path, output, _ = demo_release
+    root = os.path.dirname(manifest_path)
+    release = output / "releases" / "demo-1"
+    rows = {r["image_id"]: r for r in pq.read_table(manifest_path).to_pylist()}
+    for out in pq.read_table(release / "manifest.parquet").to_pylist():
+        row = rows[out["image_id"]]
+        source_path = os.path.join(root, row["image_uri"])
+        source = decode_photo(open(source_path, "rb").read(), 10**8).colour
+        result = upright(release / out["output_uri"])
+        mask = build_mask(row, (source.shape[1], source.shape[0]),
+                          lambda uri: open(os.path.join(root, uri), "rb").read(), 10**8)
+        assert result.shape == source.shape, out["image_id"]
+        if out["format"] == "PNG":
+            assert (result[~mask] == source[~mask]).all(), out["image_id"]
+        else:  # JPEG is re-encoded at quality 95: outside the mask it may move by rounding only
+            assert np.abs(result[~mask].astype(int) - source[~mask]).mean() < 1.0, out["image_id"]
+        if mask.any():
+            assert np.abs(result[mask].astype(int) - source[mask]).mean() > 3, out["image_id"]
+
+
+def test_removal_gets_closer_to_the_truth(demo_release):
+    """The pasted objects and text are gone: the fill is nearer the untouched photo than the input."""
+    manifest_path, output, _ = demo_release
+    root = os.path.dirname(manifest_path)
+    release = output / "releases" / "demo-1"
+    rows = {r["image_id"]: r for r in pq.read_table(manifest_path).to_pylist()}
+    for out in pq.read_table(release / "manifest.parquet").to_pylist():
+        row = rows[out["image_id"]]
+        if row["action"] == "blur" or out["mask_fraction"] == 0:
+            continue
+        truth = np.asarray(Image.open(os.path.join(root, "truth", out["image_id"] + ".png"))).astype(int)
+        before = upright(os.path.join(root, row["image_uri"])).astype(int)
+        after = upright(release / out["output_uri"]).astype(int)
+        pasted = np.abs(before - truth).reshape(truth.shape[0], truth.shape[1], -1).max(axis=-1) > 24
+        error_before = np.abs(before - truth)[pasted].mean()
+        assert np.abs(after - truth)[pasted].mean() < 0.6 * error_before, out["image_id"]
+
+
+def test_the_flow_run_is_recorded_by_the_prefect_api(demo_release):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowFilter, FlowFilterName
+
+    async def runs():
+        async with get_client() as client:
+            return await client.read_flow_runs(flow_filter=FlowFilter(name=FlowFilterName(any_=["sanitize"])))
+
+    import asyncio
+
+    states = [run.state.type.value for run in asyncio.run(runs())]
+    assert "COMPLETED" in states
+
+
+def _manifest(folder, rows, **extra_columns) -> str:
+    path = os.path.join(folder, "manifest.parquet")
+    pq.write_table(pa.Table.from_pylist(rows), path)
+    return path
+
+
+def test_bad_rows_are_quarantined_and_the_run_goes_on(tmp_path):
+    from skimage import data as photos
+
+    save(tmp_path / "in" / "ok.png", photos.coffee())
+    (tmp_path / "in" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    manifest = _manifest(tmp_path / "in", [
+        {"image_id": "ok", "image_uri": "ok.png", "boxes": [[10.0, 10.0, 50.0, 50.0]]},
+        {"image_id": "broken", "image_uri": "broken.png", "boxes": None},
+        {"image_id": "gone", "image_uri": "gone.png", "boxes": None},
+        {"image_id": "escape", "image_uri": "../ok.png", "boxes": None},
+    ])
+    summary = sanitize(manifest=manifest, output=str(tmp_path / "out"), config={"max_quarantine_fraction": 1.0})
+    release = tmp_path / "out" / "releases" / summary["release_id"]
+    quarantine = {r["image_id"]: r["reason"] for r in pq.read_table(release / "quarantine.parquet").to_pylist()}
+    assert set(quarantine) == {"broken", "gone", "escape"}
+    assert "not a readable image" in quarantine["broken"] or "header" in quarantine["broken"]
+    assert quarantine["gone"].startswith("read: image not found")
+    assert "escapes the manifest's folder" in quarantine["escape"]
+    assert pq.read_table(release / "manifest.parquet").column("image_id").to_pylist() == ["ok"]
+
+
+def test_a_failed_gate_publishes_nothing_and_latest_stays(tmp_path):
+    from skimage import data as photos
+
+    save(tmp_path / "in" / "ok.png", photos.coffee())
+    good = _manifest(tmp_path / "in", [{"image_id": "ok", "image_uri": "ok.png"}])
+    sanitize(manifest=good, output=str(tmp_path / "out"), release_id="good")
+    bad = _manifest(tmp_path / "in", [
+        {"image_id": "ok", "image_uri": "ok.png"},
+        {"image_id": "gone", "image_uri": "gone.png"},
+    ])
+    with pytest.raises(GateFailed, match="1 of 2 rows quarantined"):
+        sanitize(manifest=bad, output=str(tmp_path / "out"), release_id="bad")
+    assert (tmp_path / "out" / "LATEST").read_text().strip() == "good"
+    assert not (tmp_path / "out" / "releases" / "bad" / "_SUCCESS").exists()
+    assert json.loads((tmp_path / "out" / "releases" / "bad" / "release.json").read_text())["status"] == "failed"
+    # A published release id is never overwritten.
+    with pytest.raises(ManifestError, match="already published"):
+        sanitize(manifest=good, output=str(tmp_path / "out"), release_id="good")
+
+
+def test_partitions_by_row_count_when_no_partition_column(tmp_path):
+    from skimage import data as photos
+
+    save(tmp_path / "in" / "a.png", photos.camera())
+    rows = [{"image_id": f"img-{i}", "image_uri": "a.png", "boxes": [[i, i, i + 20.0, i + 20.0]]} for i in range(7)]
+    summary = sanitize(manifest=_manifest(tmp_path / "in", rows), output=str(tmp_path / "out"),
+                       config={"partition_size": 3})
+    assert summary["counts"]["partitions"] == 3 and summary["counts"]["published"] == 7
+    published = pq.read_table(tmp_path / "out" / "releases" / summary["release_id"] / "manifest.parquet")
+    assert published.column("image_id").to_pylist() == [f"img-{i}" for i in range(7)]  # input order kept
+
+
+def test_cli_exit_codes(tmp_path, demo_manifest):
+    cli = [sys.executable, "-m", "flows.cli"]
+    bad = tmp_path / "bad.parquet"
+    pq.write_table(pa.table({"image_id": ["a", "a"], "image_uri": ["x", "y"]}), bad)
+    done = subprocess.run([*cli, "run", str(bad), "--output", str(tmp_path / "out")], capture_output=True, text=True)
+    assert done.returncode == 2 and "duplicated: 'a'" in done.stderr
+
+    config = tmp_path / "config.yaml"
+    config.write_text("engines:\n  object: no-such-engine\n")
+    done = subprocess.run([*cli, "run", demo_manifest, "--output", str(tmp_path / "out"), "--config", str(config)],
+                          capture_output=True, text=True)
+    assert done.returncode == 2 and "unknown engine 'no-such-engine'" in done.stderr
+
+    done = subprocess.run([*cli, "run", demo_manifest, "--output", str(tmp_path / "out"), "--release-id", "cli"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads(done.stdout[done.stdout.index("{"):])["counts"]["published"] == 8
+    assert (tmp_path / "out" / "LATEST").read_text().strip() == "cli"

@@ -1,0 +1,123 @@
+"""One row end to end without Prefect: every bad input ends quarantined with a clear reason."""
+
+import io
+import struct
+import zlib
+
+import numpy as np
+import pytest
+from PIL import Image
+from skimage import data as photos
+
+from conftest import save
+from tasks.partition import edit_row, output_name, process_partition
+from tasks.uris import write_parquet
+
+
+def row(image_id="r", **fields):
+    return {"image_id": image_id, "_row": 0, **fields}
+
+
+@pytest.fixture
+def photo_job(make_job, tmp_path):
+    job = make_job()
+    save(tmp_path / "data" / "img.png", photos.astronaut())
+    return job
+
+
+def test_a_removal_changes_only_the_mask(photo_job, tmp_path):
+    record = edit_row(row(image_uri="img.png", boxes=[[100, 100, 140, 150]]), photo_job)
+    assert record["status"] == "published", record.get("reason")
+    out = np.asarray(Image.open(tmp_path / "out" / "releases" / "r1" / record["output_uri"]))
+    mask = np.zeros((512, 512), bool)
+    mask[100:150, 100:140] = True
+    original = photos.astronaut()
+    assert (out[~mask] == original[~mask]).all()
+    assert (out[mask] != original[mask]).any()
+    assert record["outside_changed"] == 0 and record["engine"] == "telea"
+    assert record["mask_fraction"] == pytest.approx(mask.mean())
+
+
+def test_an_empty_mask_publishes_the_file_unchanged_and_flags_it(photo_job, tmp_path):
+    record = edit_row(row(image_uri="img.png"), photo_job)
+    assert record["status"] == "published" and record["flags"] == ["empty_mask"]
+    published = (tmp_path / "out" / "releases" / "r1" / record["output_uri"]).read_bytes()
+    assert published == (tmp_path / "data" / "img.png").read_bytes()
+
+
+def test_same_input_gives_the_same_bytes(photo_job):
+    first = edit_row(row(image_uri="img.png", boxes=[[10, 10, 60, 60]]), photo_job)
+    second = edit_row(row(image_uri="img.png", boxes=[[10, 10, 60, 60]]), photo_job)
+    assert first["sha256"] == second["sha256"]
+
+
+def _bomb() -> bytes:
+    chunk = lambda kind, body: struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+    ihdr = struct.pack(">IIBBBBB", 12000, 12000, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 10)) + chunk(b"IEND", b"")
+
+
+@pytest.mark.parametrize(
+    "fields, reason",
+    [
+        ({"image_uri": "missing.png"}, "read: image not found"),
+        ({"image_uri": "truncated.jpg"}, "read: image is unreadable or truncated"),
+        ({"image_uri": "bomb.png"}, "read: image is 12000x12000 = 144.0 MP, over the 100 MP limit"),
+        ({"image_uri": "grey16.png"}, "read: 16-bit"),
+        ({"image_uri": "cmyk.jpg"}, "read: CMYK images are not supported"),
+        ({"image_uri": "../outside.png"}, "read: relative URI '../outside.png' escapes the manifest's folder"),
+        ({"image_uri": "img.png", "mask_uri": "small_mask.png"}, "find: mask is 10x10 but the image is 512x512"),
+        ({"image_uri": "img.png", "mask_uri": "nomask.png"}, "find: mask not found"),
+        ({"image_uri": "img.png", "boxes": [[0, 0, 512, 512]]}, "find: mask covers 100% of the image"),
+        ({"image_uri": "img.png", "boxes": [[600, 600, 700, 700]]}, "find: box 0 [600, 600, 700, 700] lies outside"),
+        ({"image_uri": "img.png", "detect": ["faces"]}, "find: detector(s) ['faces'] requested but not available"),
+        ({"image_uri": "img.png", "removal": "logo"}, "check: removal must be one of"),
+        ({"image_uri": None}, "check: image_uri is empty"),
+    ],
+)
+def test_bad_input_is_quarantined_with_its_reason(photo_job, tmp_path, fields, reason):
+    data = tmp_path / "data"
+    jpeg = io.BytesIO()
+    Image.fromarray(photos.coffee()).save(jpeg, format="JPEG")
+    (data / "truncated.jpg").write_bytes(jpeg.getvalue()[:5000])
+    (data / "bomb.png").write_bytes(_bomb())
+    save(data / "grey16.png", photos.camera().astype(np.uint16) * 257)
+    Image.fromarray(photos.coffee()).convert("CMYK").save(data / "cmyk.jpg")
+    save(tmp_path / "outside.png", photos.camera())
+    save(data / "small_mask.png", np.full((10, 10), 255, np.uint8))
+
+    record = edit_row(row(**fields), photo_job)
+    assert record["status"] == "quarantined"
+    assert record["reason"].startswith(reason), record["reason"]
+
+
+def test_an_engine_crash_costs_one_row_not_the_run(photo_job, monkeypatch):
+    import tasks.partition
+
+    def broken(name, config):
+        raise ZeroDivisionError("engine bug")
+
+    monkeypatch.setattr(tasks.partition, "get_engine", broken)
+    record = edit_row(row(image_uri="img.png", boxes=[[1, 1, 9, 9]]), photo_job)
+    assert record["status"] == "quarantined"
+    assert record["reason"] == "clean: internal error ZeroDivisionError: engine bug"
+
+
+def test_output_names_are_safe_and_unique():
+    assert output_name("cat-01", ".png") == "images/cat-01.png"
+    a, b = output_name("a b", ".jpg"), output_name("a/b", ".jpg")
+    assert a != b and "/" not in a.removeprefix("images/") and a.startswith("images/a_b-")
+    assert output_name("../../etc/passwd", ".png").startswith("images/etc_passwd-")
+
+
+def test_process_partition_writes_one_record_per_row(photo_job, tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    part = tmp_path / "part-00000.parquet"
+    write_parquet(str(part), pa.Table.from_pylist([
+        {"image_id": "ok", "image_uri": "img.png", "_row": 0},
+        {"image_id": "gone", "image_uri": "nope.png", "_row": 1},
+    ]))
+    records = pq.read_table(process_partition(str(part), photo_job)).to_pylist()
+    assert [(r["image_id"], r["status"]) for r in records] == [("ok", "published"), ("gone", "quarantined")]

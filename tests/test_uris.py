@@ -1,0 +1,32 @@
+import os
+
+import pytest
+
+from tasks.uris import RowError, parent_of, replace_atomically, resolve
+
+
+def test_relative_paths_resolve_under_the_manifest_folder():
+    assert resolve("images/a.png", "/data/set") == "/data/set/images/a.png"
+    assert resolve("images/../b.png", "/data/set") == "/data/set/b.png"
+    assert resolve("photos/a.png", "s3://bucket/set") == "s3://bucket/set/photos/a.png"
+    assert resolve("s3://other/a.png", "/data/set") == "s3://other/a.png"
+    assert resolve("/abs/a.png", "/data/set") == "/abs/a.png"
+
+
+@pytest.mark.parametrize("uri", ["../a.png", "images/../../a.png", "..", "..\\a.png"])
+def test_relative_paths_may_not_escape(uri):
+    with pytest.raises(RowError, match="escapes the manifest's folder"):
+        resolve(uri, "/data/set")
+
+
+def test_parent_of():
+    assert parent_of("s3://bucket/set/manifest.parquet") == "s3://bucket/set"
+    assert parent_of("/data/set/manifest.parquet") == "/data/set"
+
+
+def test_replace_atomically_leaves_no_temporary_files(tmp_path):
+    target = tmp_path / "LATEST"
+    replace_atomically(str(target), b"one\n")
+    replace_atomically(str(target), b"two\n")
+    assert target.read_bytes() == b"two\n"
+    assert os.listdir(tmp_path) == ["LATEST"]
