@@ -71,7 +71,9 @@ def read_manifest(uri: str) -> pa.Table:
     """Read a manifest through fsspec and check the table-level contract."""
     try:
         with fsspec.open(uri, "rb") as f:
-            table = pq.read_table(f)
+            # use_threads=False: pyarrow 26 can abort at interpreter exit after a threaded read
+            # from a Python file object ("terminate called without an active exception").
+            table = pq.read_table(f, use_threads=False)
     except FileNotFoundError as exc:
         raise ManifestError(f"manifest not found: {uri}") from exc
     except (pa.ArrowInvalid, OSError) as exc:

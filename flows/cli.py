@@ -1,6 +1,7 @@
 """`clean-clarify`: the command line, a thin mirror of the flow's parameters.
 
-Exit codes: 0 published, 1 quality gate failed (nothing published), 2 bad manifest, config or usage.
+Exit codes: 0 published (or valid), 1 quality gate failed (nothing published; or, for `validate`,
+the release is not valid), 2 bad manifest, config or usage.
 """
 
 from __future__ import annotations
@@ -26,6 +27,10 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--output", required=True, help="release store: a local folder or an fsspec URL")
     run.add_argument("--config", help="YAML config file (see README)")
     run.add_argument("--release-id", help="name of the release folder (default: UTC time + input hash)")
+
+    validate = commands.add_parser("validate", help="re-run the quality suites on a published release")
+    validate.add_argument("release", help="a release folder: OUT/releases/<id> (local path or fsspec URL)")
+    validate.add_argument("--config", help="YAML config whose gate settings replace the release's own")
 
     demo = commands.add_parser("demo", help="write a demo manifest from real photos that scikit-image ships")
     demo.add_argument("folder", help="where to write images, masks, truth/ and manifest.parquet")
@@ -66,6 +71,23 @@ def _run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _validate(args: argparse.Namespace) -> int:
+    from tasks.config import load_config
+    from tasks.validate import validate_release
+
+    release = args.release if "://" in args.release else os.path.abspath(args.release)
+    try:
+        config = load_config(args.config) if args.config else None
+        problems = validate_release(release, config)
+    except (ValueError, OSError) as exc:
+        print(f"clean-clarify: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    for problem in problems:
+        print(f"FAIL {problem}")
+    print(f"{release}: {'valid' if not problems else f'{len(problems)} problem(s)'}")
+    return EXIT_GATE if problems else EXIT_OK
+
+
 def _demo(args: argparse.Namespace) -> int:
     from tasks.demo import write_demo
 
@@ -76,7 +98,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    return {"run": _run, "demo": _demo}[args.command](args)
+    return {"run": _run, "validate": _validate, "demo": _demo}[args.command](args)
 
 
 if __name__ == "__main__":

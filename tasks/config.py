@@ -48,17 +48,33 @@ class OutputConfig(_Strict):
     webp_quality: int = Field(95, ge=50, le=100)
 
 
+class SuiteOverride(_Strict):
+    """Change the kwargs of matching expectations of one suite, e.g. a deployment's own band."""
+
+    suite: str
+    expectation: str
+    column: str | None = None
+    kwargs: dict
+
+
+class GateConfig(_Strict):
+    max_quarantine_fraction: float = Field(0.2, ge=0, le=1, description="A larger share of quarantined rows fails the release.")
+    suites_dir: str | None = Field(None, description="Folder of suite JSON files replacing data_contracts/suites/.")
+    overrides: list[SuiteOverride] = []
+
+
 class Config(_Strict):
     partition_size: int = Field(64, ge=1, description="Rows per partition when the manifest has no `partition` column.")
     workers: int = Field(0, ge=0, description="Partitions processed at once; 0 = one per CPU core.")
     max_pixels: int = Field(100_000_000, ge=1, description="Images above this many pixels are quarantined (decompression bombs).")
     max_mask_fraction: float = Field(0.9, gt=0, le=1, description="A mask covering more of the image leaves nothing to fill from.")
-    max_quarantine_fraction: float = Field(0.2, ge=0, le=1, description="Release gate: a larger share of quarantined rows fails the run.")
     engines: EngineChoice = EngineChoice()
     telea: TeleaConfig = TeleaConfig()
     blur: BlurConfig = BlurConfig()
     clarify: Literal["none"] = "none"
     output: OutputConfig = OutputConfig()
+    gate: GateConfig = GateConfig()
+    report_worst: int = Field(6, ge=0, description="Images per metric shown in the HTML report's worst lists.")
     device: Literal["auto", "cpu", "cuda"] = "auto"
 
     @field_validator("engines")

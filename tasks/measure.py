@@ -1,12 +1,51 @@
-"""Measure: per-image figures recorded in the release manifest.
+"""Measure: reference-free quality metrics of an edit, computed against the untouched photo around it.
 
-Reference-free texture and structure metrics arrive with the Measure issue; these are the
-invariants every edit must keep.
+In production there is no ground truth, so each mask component is compared with a *ring* of
+untouched pixels around it (ring width scaled to the component: half the square root of its area,
+6–48 px). All metrics work on luminance (Rec. 601 Y, float32) inside a crop around the component.
+
+- `texture_ratio`: std of the Laplacian, fill / ring. A smudge scores < 0.5; a faithful fill ≈ 1.
+- `noise_ratio`: Immerkaer noise sigma, fill / ring ("does the fill carry the photo's ISO noise?").
+  J. Immerkaer, "Fast Noise Variance Estimation", CVIU 64(2), 1996.
+- `seam_score`: step of local mean brightness across the mask boundary / the same step across a
+  contour of the same shape inside the ring. A seamless fill ≈ 1; a visible step scores well above.
+- `structure_continuity`: of the strong edges (Canny) that reach the hole from the ring, the share
+  that go on inside the fill ("does the plank line continue behind the removed car?").
+  NaN when fewer than 3 strong edges enter.
+- `ghost_score` (text): gradient on the removed strokes' contours (edges of the input inside the
+  mask) / gradient elsewhere in the fill. A clean fill has no memory of where the letters were
+  (≈ 1); left-over outlines score well above.
+- `privacy_residual` (blur): Laplacian std of the blurred region / the same region before: the
+  share of fine detail left (≈ 0 for a mosaic).
+
+Per image, ratios are averaged over components weighted by area; continuity pools the entries.
 """
 
 from __future__ import annotations
 
+import math
+from dataclasses import asdict, dataclass, field
+
+import cv2
 import numpy as np
+from scipy import ndimage
+
+MIN_PIXELS = 16  # below this a region's statistics are noise, not measurement
+MIN_LINES = 3  # continuity of fewer entering lines is chance, not a measurement
+_IMMERKAER = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float32)
+_EPS = 1e-6
+
+METRIC_COLUMNS = (
+    "texture_ratio", "noise_ratio", "seam_score", "structure_continuity", "structure_entries",
+    "ghost_score", "privacy_residual",
+)
+
+
+def luminance(image: np.ndarray) -> np.ndarray:
+    if image.ndim == 2:
+        return image.astype(np.float32)
+    r, g, b = (image[..., i].astype(np.float32) for i in range(3))
+    return 0.299 * r + 0.587 * g + 0.114 * b
 
 
 def mask_fraction(mask: np.ndarray) -> float:
@@ -19,3 +58,196 @@ def outside_changed(original: np.ndarray, final: np.ndarray, mask: np.ndarray) -
     if differs.ndim == 3:
         differs = differs.any(axis=-1)
     return int(np.count_nonzero(differs & ~mask))
+
+
+def ring_width(area: int) -> int:
+    return int(np.clip(round(0.5 * math.sqrt(area)), 6, 48))
+
+
+def laplacian_std(lum: np.ndarray, region: np.ndarray) -> float:
+    return float(cv2.Laplacian(lum, cv2.CV_32F, ksize=1)[region].std())
+
+
+def immerkaer_sigma(lum: np.ndarray, region: np.ndarray) -> float:
+    response = cv2.filter2D(lum, cv2.CV_32F, _IMMERKAER, borderType=cv2.BORDER_REFLECT)
+    return float(math.sqrt(math.pi / 2) / 6 * np.abs(response[region]).mean())
+
+
+def gradient_magnitude(lum: np.ndarray) -> np.ndarray:
+    gx = cv2.Sobel(lum, cv2.CV_32F, 1, 0, ksize=3)
+    gy = cv2.Sobel(lum, cv2.CV_32F, 0, 1, ksize=3)
+    return cv2.magnitude(gx, gy)
+
+
+def strong_edges(lum: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """Canny edges with thresholds set by the gradient statistics of `reference` (the ring)."""
+    high = max(float(np.percentile(reference, 90)), 40.0)
+    lum8 = np.clip(lum, 0, 255).astype(np.uint8)
+    return cv2.Canny(lum8, high / 2, high, L2gradient=True) > 0
+
+
+def _disc(radius: int) -> np.ndarray:
+    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+
+
+@dataclass
+class ComponentMetrics:
+    area: int
+    ring_width: int
+    texture_ratio: float = math.nan
+    noise_ratio: float = math.nan
+    seam_score: float = math.nan
+    structure_entries: int = 0
+    structure_continued: int = 0
+    ghost_score: float = math.nan
+    privacy_residual: float = math.nan
+
+
+@dataclass
+class EditMetrics:
+    texture_ratio: float = math.nan
+    noise_ratio: float = math.nan
+    seam_score: float = math.nan
+    structure_continuity: float = math.nan
+    structure_entries: int = 0
+    ghost_score: float = math.nan
+    privacy_residual: float = math.nan
+    components: list[dict] = field(default_factory=list)
+
+    def as_record(self) -> dict:
+        record = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in asdict(self).items()}
+        return record
+
+
+def _interior(region: np.ndarray, margin: int = 2) -> np.ndarray:
+    core = cv2.erode(region.astype(np.uint8), _disc(margin)) > 0
+    return core if core.sum() >= MIN_PIXELS else region
+
+
+def _local_mean(lum: np.ndarray, band: np.ndarray, size: int = 7) -> tuple[np.ndarray, np.ndarray]:
+    weight = cv2.boxFilter(band.astype(np.float32), -1, (size, size), normalize=False)
+    total = cv2.boxFilter(lum * band, -1, (size, size), normalize=False)
+    return total / np.maximum(weight, _EPS), weight > 0
+
+
+def seam_score(lum: np.ndarray, fill: np.ndarray, ring: np.ndarray, band: float = 3.0) -> float:
+    """Step of local mean brightness across the mask boundary, relative to the step across an
+    equally shaped contour inside the ring, where the photo is untouched. ≈ 1 without a seam."""
+    outside_distance = cv2.distanceTransform((~fill).astype(np.uint8), cv2.DIST_L2, 3)
+    inside_distance = cv2.distanceTransform(fill.astype(np.uint8), cv2.DIST_L2, 3)
+    inner = fill & (inside_distance <= band)
+    outer = ring & (outside_distance <= band)
+    outer2 = ring & (outside_distance > band) & (outside_distance <= 2 * band)
+    mean_inner, has_inner = _local_mean(lum, inner)
+    mean_outer, has_outer = _local_mean(lum, outer)
+    mean_outer2, has_outer2 = _local_mean(lum, outer2)
+    boundary = ring & (outside_distance <= 1.5) & has_inner & has_outer
+    reference = ring & (outside_distance > band) & (outside_distance <= band + 1.5) & has_outer & has_outer2
+    if boundary.sum() < MIN_PIXELS or reference.sum() < MIN_PIXELS:
+        return math.nan
+    step = np.abs(mean_inner - mean_outer)[boundary].mean()
+    natural = np.abs(mean_outer - mean_outer2)[reference].mean()
+    return float(step / max(natural, 0.5))
+
+
+def _continuity(lum: np.ndarray, fill: np.ndarray, ring: np.ndarray, gradient: np.ndarray, width: int) -> tuple[int, int]:
+    """(lines entering the hole, lines that go on inside it).
+
+    A line is a strong edge segment of the ring that reaches the hole. Its direction is the
+    principal axis of its last few pixels before the hole; it "goes on" when the fill has an edge
+    within 2 px of that axis some way inside the hole (where a smudge has faded).
+    """
+    edges = strong_edges(lum, gradient[ring])
+    outside_distance = cv2.distanceTransform((~fill).astype(np.uint8), cv2.DIST_L2, 3)
+    depth = cv2.distanceTransform(fill.astype(np.uint8), cv2.DIST_L2, 3)
+    approach = edges & ring & (outside_distance <= 8)
+    labels, count = ndimage.label(approach, structure=np.ones((3, 3)))
+    if count == 0:
+        return 0, 0
+    near, far = max(3.0, width / 4), max(3.0, width / 4) + 4
+    inside_edges = edges & fill & (depth >= near - 2)
+    to_edge = cv2.distanceTransform((~inside_edges).astype(np.uint8), cv2.DIST_L2, 3)
+    height, width_px = fill.shape
+    entries = continued = 0
+    steps = np.arange(1.0, 3 * far, 0.5)
+    for index, segment in enumerate(ndimage.find_objects(labels), start=1):
+        ys, xs = np.nonzero(labels[segment] == index)
+        ys, xs = ys + segment[0].start, xs + segment[1].start
+        touching = outside_distance[ys, xs] <= 2
+        if not touching.any() or len(ys) < 4:
+            continue  # texture speckle, or a line that runs beside the hole without reaching it
+        entries += 1
+        points = np.column_stack([xs, ys]).astype(np.float64)
+        centre = points.mean(axis=0)
+        _, _, axes = np.linalg.svd(points - centre, full_matrices=False)
+        direction = axes[0]
+        start = points[touching].mean(axis=0)
+        if np.dot(direction, start - centre) < 0:
+            direction = -direction  # point the axis into the hole
+        probe = start[None, :] + steps[:, None] * direction[None, :]
+        px, py = np.rint(probe[:, 0]).astype(int), np.rint(probe[:, 1]).astype(int)
+        keep = (px >= 0) & (py >= 0) & (px < width_px) & (py < height)
+        px, py = px[keep], py[keep]
+        band = (depth[py, px] >= near) & (depth[py, px] <= far)
+        if band.any() and (to_edge[py[band], px[band]] <= 2).any():
+            continued += 1
+    return entries, continued
+
+
+def measure_edit(
+    original: np.ndarray, final: np.ndarray, mask: np.ndarray, action: str = "remove", removal: str = "object"
+) -> EditMetrics:
+    """Metrics of the edit `original` → `final` inside `mask` (see the module docstring)."""
+    metrics = EditMetrics()
+    if not mask.any():
+        return metrics
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    height, width = mask.shape
+    components: list[ComponentMetrics] = []
+    for index in range(1, count):
+        x, y, w, h, area = (int(v) for v in stats[index])
+        ring_w = ring_width(area)
+        pad = ring_w + 3
+        rows = slice(max(0, y - pad), min(height, y + h + pad))
+        cols = slice(max(0, x - pad), min(width, x + w + pad))
+        fill = labels[rows, cols] == index
+        ring = (cv2.dilate(fill.astype(np.uint8), _disc(ring_w)) > 0) & ~mask[rows, cols]
+        item = ComponentMetrics(area=area, ring_width=ring_w)
+        components.append(item)
+        if fill.sum() < MIN_PIXELS or ring.sum() < MIN_PIXELS:
+            continue
+        after = luminance(final[rows, cols])
+        if action == "blur":
+            before = luminance(original[rows, cols])
+            core = _interior(fill, 3)  # the region's own edge against the photo is not detail
+            item.privacy_residual = laplacian_std(after, core) / max(laplacian_std(before, core), _EPS)
+            continue
+        # Texture and noise from the interiors: the boundary itself belongs to the seam metric.
+        inside, outside = _interior(fill), _interior(ring)
+        item.texture_ratio = laplacian_std(after, inside) / max(laplacian_std(after, outside), _EPS)
+        item.noise_ratio = immerkaer_sigma(after, inside) / max(immerkaer_sigma(after, outside), _EPS)
+        item.seam_score = seam_score(after, fill, ring)
+        gradient = gradient_magnitude(after)
+        item.structure_entries, item.structure_continued = _continuity(after, fill, ring, gradient, ring_w)
+        if removal == "text":
+            before = luminance(original[rows, cols])
+            # The letters' outlines are the edges of what the edit took away, not of the photo.
+            removed = np.abs(before - after)
+            strokes = strong_edges(removed, gradient_magnitude(removed)[fill]) & fill
+            away = fill & ~(cv2.dilate(strokes.astype(np.uint8), _disc(2)) > 0)
+            if strokes.sum() >= MIN_PIXELS and away.sum() >= MIN_PIXELS:
+                item.ghost_score = float(gradient[strokes].mean() / max(gradient[away].mean(), _EPS))
+
+    def weighted(name: str) -> float:
+        pairs = [(getattr(c, name), c.area) for c in components if not math.isnan(getattr(c, name))]
+        if not pairs:
+            return math.nan
+        return float(sum(v * a for v, a in pairs) / sum(a for _, a in pairs))
+
+    for name in ("texture_ratio", "noise_ratio", "seam_score", "ghost_score", "privacy_residual"):
+        setattr(metrics, name, weighted(name))
+    metrics.structure_entries = sum(c.structure_entries for c in components)
+    if metrics.structure_entries >= MIN_LINES:
+        metrics.structure_continuity = sum(c.structure_continued for c in components) / metrics.structure_entries
+    metrics.components = [asdict(c) for c in components]
+    return metrics

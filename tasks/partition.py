@@ -20,7 +20,7 @@ from tasks.clarify import CLARIFIERS
 from tasks.clean import BLUR, EditContext, composite, get_engine
 from tasks.images import decode_photo, encode_photo
 from tasks.masks import build_mask
-from tasks.measure import mask_fraction, outside_changed
+from tasks.measure import mask_fraction, measure_edit, outside_changed
 from tasks.plan import ROW_INDEX, Job
 from tasks.uris import RowError, join, read_bytes, read_parquet, resolve, write_bytes, write_parquet
 
@@ -30,6 +30,19 @@ log = logging.getLogger(__name__)
 # quarantined rather than published with its text or faces still in place.
 DETECTORS: dict[str, object] = {}
 
+COMPONENT_TYPE = pa.struct(
+    [
+        ("area", pa.int64()),
+        ("ring_width", pa.int32()),
+        ("texture_ratio", pa.float64()),
+        ("noise_ratio", pa.float64()),
+        ("seam_score", pa.float64()),
+        ("structure_entries", pa.int64()),
+        ("structure_continued", pa.int64()),
+        ("ghost_score", pa.float64()),
+        ("privacy_residual", pa.float64()),
+    ]
+)
 RECORD_SCHEMA = pa.schema(
     [
         ("image_id", pa.string()),
@@ -48,7 +61,17 @@ RECORD_SCHEMA = pa.schema(
         ("clarify", pa.string()),
         ("mask_fraction", pa.float64()),
         ("outside_changed", pa.int64()),
+        ("texture_ratio", pa.float64()),
+        ("noise_ratio", pa.float64()),
+        ("seam_score", pa.float64()),
+        ("structure_continuity", pa.float64()),
+        ("structure_entries", pa.int64()),
+        ("ghost_score", pa.float64()),
+        ("privacy_residual", pa.float64()),
+        ("components", pa.list_(COMPONENT_TYPE)),
         ("flags", pa.list_(pa.string())),
+        ("clean_seconds", pa.float64()),
+        ("measure_seconds", pa.float64()),
         ("seconds", pa.float64()),
     ]
 )
@@ -106,6 +129,7 @@ def edit_row(row: dict, job: Job) -> dict:
         flags: list[str] = []
         engine_name, clarify_name = "none", "none"
         final = photo.colour
+        clean_started = time.perf_counter()
         if not mask.any():
             flags.append("empty_mask")
         else:
@@ -118,9 +142,13 @@ def edit_row(row: dict, job: Job) -> dict:
                 stage = "clarify"
                 clarify_name = config.clarify
                 final = composite(photo.colour, CLARIFIERS[clarify_name](final, mask, context), mask)
+        record["clean_seconds"] = time.perf_counter() - clean_started
 
         stage = "measure"
+        measure_started = time.perf_counter()
         changed_outside = outside_changed(photo.colour, final, mask)
+        record.update(measure_edit(photo.colour, final, mask, action, removal).as_record())
+        record["measure_seconds"] = time.perf_counter() - measure_started
 
         stage = "write"
         if not mask.any() and photo.orientation == 1:

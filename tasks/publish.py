@@ -1,9 +1,10 @@
 """Publish: turn a run's records into a versioned release, atomically.
 
 Layout of `OUT/releases/<release_id>/`: `images/…`, `manifest.parquet` (published rows),
-`quarantine.parquet` (every other row, with its reason), `release.json`, and `_SUCCESS`, written
-last. `OUT/LATEST` is replaced only after `_SUCCESS` exists, so a reader that follows `LATEST`
-never sees a half-written release.
+`quarantine.parquet` (every other row, with its reason), `quarantine/images/…` (edits the quality
+suites refused, kept for review), `validation/*.json` (GX results), `report/index.html`,
+`release.json`, and `_SUCCESS`, written last. `OUT/LATEST` is replaced only after `_SUCCESS`
+exists, so a reader that follows `LATEST` never sees a half-written release.
 """
 
 from __future__ import annotations
@@ -17,20 +18,29 @@ import subprocess
 from importlib import metadata
 from pathlib import Path
 
+import fsspec
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from data_contracts.manifest import CONTRACT_COLUMNS, read_manifest
-from tasks.gate import GateFailed, release_failures
+from tasks.gate import GateFailed, gate_images, gate_release
+from tasks.measure import METRIC_COLUMNS
 from tasks.partition import RECORD_SCHEMA
 from tasks.plan import ROW_INDEX, ReleasePlan
+from tasks.report import write_report
 from tasks.uris import join, read_parquet, remove_tree, replace_atomically, write_bytes, write_parquet
 
 PUBLISHED_COLUMNS = [
     "image_id", "output_uri", "source_uri", "sha256", "format", "width", "height", "action", "removal",
-    "engine", "clarify", "mask_fraction", "outside_changed", "flags", "seconds",
+    "engine", "clarify", "mask_fraction", "outside_changed", *METRIC_COLUMNS, "components", "flags",
+    "clean_seconds", "measure_seconds", "seconds",
 ]
-QUARANTINE_COLUMNS = ["image_id", "source_uri", "reason", "seconds"]
+QUARANTINE_COLUMNS = [
+    "image_id", "source_uri", "reason", "review_uri", "action", "removal", "engine", "mask_fraction",
+    *METRIC_COLUMNS, "seconds",
+]
+QUARANTINE_DIR = "quarantine"
 
 
 @functools.cache
@@ -58,32 +68,69 @@ def _with_passthrough(records: pa.Table, columns: list[str], manifest: pa.Table)
     return out
 
 
-def _reason_counts(quarantined: pa.Table) -> dict[str, int]:
+def _reason_counts(reasons: list[str]) -> dict[str, int]:
     # Count kinds of problem ("read: image not found"), not messages that differ by path or size.
     def kind(reason: str) -> str:
         stage, _, message = reason.partition(": ")
         return f"{stage}: {message.split(':', 1)[0]}"
 
-    return dict(collections.Counter(kind(r) for r in quarantined.column("reason").to_pylist()).most_common())
+    return dict(collections.Counter(kind(r) for r in reasons).most_common())
+
+
+def _move(release_uri: str, source: str, target: str) -> None:
+    fs, _ = fsspec.core.url_to_fs(release_uri)
+    source_path, target_path = (fsspec.core.url_to_fs(join(release_uri, p))[1] for p in (source, target))
+    fs.makedirs(fs._parent(target_path), exist_ok=True)
+    fs.mv(source_path, target_path)
+
+
+def _quarantine_failed_edits(rows: list[dict], failures: dict[str, list[str]], release_uri: str) -> None:
+    """Rows the image suites refused leave `images/` for `quarantine/images/`, with their reason."""
+    for row in rows:
+        labels = failures.get(row["image_id"])
+        if not labels:
+            continue
+        review = f"{QUARANTINE_DIR}/{row['output_uri']}"
+        _move(release_uri, row["output_uri"], review)
+        row.update(status="quarantined", reason="quality: " + ", ".join(labels), review_uri=review)
+
+
+def _release_frame(rows: list[dict]) -> pd.DataFrame:
+    # The release suite's medians are over published rows: a refused smudge must not drag them.
+    ratios = ["texture_ratio", "noise_ratio", "structure_continuity"]
+    frame = pd.DataFrame(rows, columns=["image_id", "status", "outside_changed", *ratios])
+    frame.loc[frame["status"] != "published", ratios] = float("nan")
+    return frame
 
 
 def publish_release(plan: ReleasePlan, records_uris: list[str], timings: dict | None = None) -> dict:
-    """Write the release; return its summary. Raises `GateFailed` (release left incomplete)."""
+    """Gate and write the release; return its summary. Raises `GateFailed` (release left incomplete)."""
     started = dt.datetime.now(dt.timezone.utc)
+    config = plan.job.config
+    release_uri = plan.release_uri
     parts = [read_parquet(uri) for uri in records_uris]
-    records = pa.concat_tables(parts) if parts else RECORD_SCHEMA.empty_table()
-    records = records.sort_by(ROW_INDEX)
+    rows = (pa.concat_tables(parts) if parts else RECORD_SCHEMA.empty_table()).sort_by(ROW_INDEX).to_pylist()
+    for row in rows:
+        row.setdefault("review_uri", None)
+
+    frame = pd.DataFrame([{k: v for k, v in row.items() if k != "components"} for row in rows])
+    image_outcomes = gate_images(frame, config) if rows else []
+    _quarantine_failed_edits(rows, {k: v for o in image_outcomes for k, v in o.row_failures.items()}, release_uri)
+    release_outcome = gate_release(_release_frame(rows), plan.input_rows, config)
+
+    failures = [f"{o.suite}: {label}" for o in (*image_outcomes, release_outcome) for label in o.failed_expectations]
+    for outcome in (*image_outcomes, release_outcome):
+        write_bytes(join(release_uri, "validation", f"{outcome.suite}.json"), json.dumps(outcome.result, indent=1, default=str).encode())
+
+    schema = RECORD_SCHEMA.append(pa.field("review_uri", pa.string()))
+    records = pa.Table.from_pylist(rows, schema=schema)
     manifest = read_manifest(plan.job.manifest_uri)
     status = records.column("status")
     published = _with_passthrough(records.filter(pc.equal(status, "published")), PUBLISHED_COLUMNS, manifest)
     quarantined = _with_passthrough(records.filter(pc.equal(status, "quarantined")), QUARANTINE_COLUMNS, manifest)
-    failures = release_failures(
-        records, manifest.column("image_id").to_pylist(), plan.job.config.max_quarantine_fraction
-    )
-
-    release_uri = plan.release_uri
     write_parquet(join(release_uri, "manifest.parquet"), published)
     write_parquet(join(release_uri, "quarantine.parquet"), quarantined)
+
     seconds = records.column("seconds").to_pylist()
     summary = {
         "release_id": plan.release_id,
@@ -97,10 +144,17 @@ def publish_release(plan: ReleasePlan, records_uris: list[str], timings: dict | 
             "flagged": sum(1 for f in published.column("flags").to_pylist() if f),
             "partitions": len(plan.partition_uris),
         },
-        "quarantine_reasons": _reason_counts(quarantined),
+        "quarantine_reasons": _reason_counts(quarantined.column("reason").to_pylist()),
+        "metric_medians": {
+            name: (float(pd.Series(published.column(name).to_pylist(), dtype=float).median())
+                   if published.num_rows and published.column(name).null_count < published.num_rows else None)
+            for name in METRIC_COLUMNS
+        },
+        "validation": {o.suite: {"success": o.success, "failed": o.failed_expectations}
+                       for o in (*image_outcomes, release_outcome)},
         "input_manifest": {"uri": plan.job.manifest_uri, "sha256": plan.manifest_sha256, "rows": plan.input_rows},
-        "config": plan.job.config.model_dump(mode="json"),
-        "config_sha256": plan.job.config.digest(),
+        "config": config.model_dump(mode="json"),
+        "config_sha256": config.digest(),
         "code_version": code_version(),
         "timings": {
             **(timings or {}),
@@ -109,12 +163,11 @@ def publish_release(plan: ReleasePlan, records_uris: list[str], timings: dict | 
         },
         "release_uri": release_uri,
     }
-    if failures:
-        write_bytes(join(release_uri, "release.json"), json.dumps(summary, indent=2).encode())
-        raise GateFailed(release_uri, failures)
-
+    summary["report"] = write_report(release_uri, published, quarantined, manifest, plan.job, summary)
     summary["timings"]["publish_seconds"] = (dt.datetime.now(dt.timezone.utc) - started).total_seconds()
     write_bytes(join(release_uri, "release.json"), json.dumps(summary, indent=2).encode())
+    if failures:
+        raise GateFailed(release_uri, failures)
     write_bytes(join(release_uri, "_SUCCESS"), f"{dt.datetime.now(dt.timezone.utc).isoformat()}\n".encode())
     replace_atomically(join(plan.output_uri, "LATEST"), f"{plan.release_id}\n".encode())
     remove_tree(plan.job.work_uri)

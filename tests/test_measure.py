@@ -1,0 +1,113 @@
+"""The reference-free metrics, validated on known cases with real photos and kept ground truth."""
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw, ImageFont
+from skimage import data as photos
+
+from tasks.measure import immerkaer_sigma, measure_edit, outside_changed
+
+
+def ellipse(shape, centre, axes):
+    mask = np.zeros(shape[:2], np.uint8)
+    cv2.ellipse(mask, centre, axes, 0, 0, 360, 1, -1)
+    return mask > 0
+
+
+def telea(image, mask):
+    return cv2.inpaint(image, mask.astype(np.uint8), 5, cv2.INPAINT_TELEA)
+
+
+@pytest.mark.parametrize("name", ["brick", "gravel", "grass"])
+def test_truthful_fill_scores_near_one_and_telea_scores_as_a_smudge(name):
+    truth = getattr(photos, name)()
+    mask = ellipse(truth.shape, (truth.shape[1] // 2, truth.shape[0] // 2), (45, 35))
+    honest = measure_edit(truth, truth, mask)
+    assert 0.75 <= honest.texture_ratio <= 1.33
+    assert 0.75 <= honest.noise_ratio <= 1.33
+    assert 0.6 <= honest.seam_score <= 1.6
+    smudge = measure_edit(truth, telea(truth, mask), mask)
+    assert smudge.texture_ratio < 0.5
+    assert smudge.noise_ratio < 0.75
+
+
+def test_an_obvious_seam_is_caught():
+    truth = photos.astronaut()
+    mask = ellipse(truth.shape, (380, 300), (50, 40))
+    shifted = np.where(mask[..., None], np.clip(truth.astype(int) + 60, 0, 255), truth).astype(np.uint8)
+    honest = measure_edit(truth, truth, mask).seam_score
+    assert honest < 1.6
+    assert measure_edit(truth, shifted, mask).seam_score > max(2.0, 1.8 * honest)
+
+
+def test_a_broken_line_is_caught():
+    """A dark cable crosses the sky of a real photo; a fill that carries it on scores 1, one that
+    cuts it scores 0."""
+    sky = photos.camera()
+    cable = sky.copy()
+    cv2.line(cable, (0, 20), (511, 100), 20, 3)
+    mask = ellipse(cable.shape, (400, 82), (40, 30))
+    continued = measure_edit(cable, cable, mask)
+    broken = measure_edit(cable, np.where(mask, sky, cable), mask)
+    assert continued.structure_entries == broken.structure_entries >= 3
+    assert continued.structure_continuity == 1.0
+    assert broken.structure_continuity == 0.0
+
+
+def test_ghost_of_removed_text():
+    coffee = photos.coffee()
+    image = Image.fromarray(coffee)
+    ImageDraw.Draw(image).text((100, 120), "SALE", font=ImageFont.load_default(size=60), fill=(255, 255, 255),
+                               stroke_width=2, stroke_fill=(0, 0, 0))
+    texted = np.asarray(image)
+    mask = np.zeros(coffee.shape[:2], bool)
+    mask[110:200, 90:260] = True
+    clean = measure_edit(texted, coffee, mask, removal="text").ghost_score
+    # A faint ghost: the letters at a third of their contrast are still legible.
+    ghost = np.clip(coffee + (texted.astype(int) - coffee) // 3, 0, 255).astype(np.uint8)
+    ghosted = measure_edit(texted, ghost, mask, removal="text").ghost_score
+    assert 0.7 < clean < 1.5 and ghosted > 2 * clean
+
+
+def test_privacy_residual_tells_a_mosaic_from_a_light_blur():
+    from tasks.clean import BLUR, EditContext, composite, get_engine
+    from tasks.config import Config
+
+    config = Config()
+    face = photos.astronaut()
+    mask = np.zeros(face.shape[:2], bool)
+    mask[40:200, 170:290] = True
+    mosaic = composite(face, get_engine(BLUR.name, config)(face, mask, EditContext("a", "object", "blur", 0, config)), mask)
+    light = np.where(mask[..., None], cv2.GaussianBlur(face, (0, 0), 1.0), face)
+    assert measure_edit(face, mosaic, mask, action="blur").privacy_residual < 0.05
+    assert measure_edit(face, light, mask, action="blur").privacy_residual > 0.2
+
+
+def test_immerkaer_recovers_a_known_noise_level():
+    rng = np.random.default_rng(0)
+    flat = np.full((256, 256), 128.0, np.float32) + rng.normal(0, 5.0, (256, 256)).astype(np.float32)
+    assert immerkaer_sigma(flat, np.ones_like(flat, bool)) == pytest.approx(5.0, rel=0.05)
+
+
+def test_outside_changed_counts_pixels_not_channels():
+    a = np.zeros((4, 4, 3), np.uint8)
+    b = a.copy()
+    b[0, 0] = (1, 1, 1)
+    b[3, 3, 2] = 9
+    mask = np.zeros((4, 4), bool)
+    mask[3, 3] = True
+    assert outside_changed(a, b, mask) == 1
+
+
+def test_per_component_metrics_and_area_weighting():
+    truth = photos.gravel()
+    mask = ellipse(truth.shape, (120, 120), (30, 30)) | ellipse(truth.shape, (380, 380), (60, 60))
+    fill = truth.copy()
+    small = ellipse(truth.shape, (120, 120), (30, 30))
+    fill[small] = telea(truth, small)[small]  # only the small component is smudged
+    metrics = measure_edit(truth, fill, mask)
+    assert len(metrics.components) == 2
+    ratios = sorted(c["texture_ratio"] for c in metrics.components)
+    assert ratios[0] < 0.5 and ratios[1] > 0.75
+    assert ratios[0] < metrics.texture_ratio < ratios[1]
