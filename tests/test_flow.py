@@ -194,3 +194,70 @@ def test_cli_exit_codes(tmp_path, demo_manifest):
     assert done.returncode == 0, done.stderr[-3000:]
     assert json.loads(done.stdout[done.stdout.index("{"):])["counts"]["published"] == 8
     assert (tmp_path / "out" / "LATEST").read_text().strip() == "cli"
+
+
+@pytest.fixture(scope="module")
+def gated_release(tmp_path_factory):
+    """A run where a Telea smudge on grass must be refused by the quality suites."""
+    from skimage import data as photos
+
+    folder = tmp_path_factory.mktemp("gated")
+    save(folder / "in" / "grass.png", photos.grass())
+    save(folder / "in" / "camera.png", photos.camera())
+    rows = [{"image_id": "smudge", "image_uri": "grass.png", "boxes": [[200.0, 200.0, 280.0, 270.0]]}]
+    rows += [{"image_id": f"clean-{i}", "image_uri": "camera.png", "boxes": None} for i in range(3)]
+    manifest = _manifest(folder / "in", rows)
+    # One removal row in four: `mostly` is relaxed so that the suite tolerates it, as a deployment
+    # may; the row itself is still refused.
+    relax = [{"suite": "image_remove", "expectation": "expect_column_values_to_be_between", "column": c,
+              "kwargs": {"mostly": 0.0}} for c in ("texture_ratio", "noise_ratio")]
+    config = {"engines": {"object": "telea"}, "gate": {"max_quarantine_fraction": 0.5, "overrides": relax}}
+    summary = sanitize(manifest=manifest, output=str(folder / "out"), config=config, release_id="gated")
+    return folder / "out" / "releases" / "gated", summary
+
+
+def test_a_smudge_is_quarantined_by_the_quality_suite(gated_release):
+    release, summary = gated_release
+    quarantine = pq.read_table(release / "quarantine.parquet").to_pylist()
+    assert [q["image_id"] for q in quarantine] == ["smudge"]
+    reason = quarantine[0]["reason"]
+    assert reason.startswith("quality: ") and "expect_column_values_to_be_between(texture_ratio)" in reason
+    assert quarantine[0]["texture_ratio"] < 0.3
+    # The refused edit is kept for review, outside images/.
+    assert (release / quarantine[0]["review_uri"]).exists()
+    assert not (release / "images" / "smudge.png").exists()
+    assert pq.read_table(release / "manifest.parquet").num_rows == 3
+    assert summary["validation"]["image_remove"]["success"] and summary["counts"]["quarantined"] == 1
+
+
+def test_validation_results_and_an_offline_report_are_in_the_release(gated_release):
+    release, summary = gated_release
+    for suite in ("image_remove", "release"):
+        result = json.loads((release / "validation" / f"{suite}.json").read_text())
+        assert "results" in result and "success" in result
+    page = (release / "report" / "index.html").read_text()
+    assert "smudge" in page and "<svg" in page and "quality: expect_column_values_to_be_between" in page
+    assert "http://" not in page and "https://" not in page  # opens offline: nothing from a CDN
+    import re
+
+    thumbs = re.findall(r'src="(thumbs/[^"]+)"', page)
+    assert thumbs and all((release / "report" / t).exists() for t in thumbs)
+
+
+def test_validate_command_passes_a_release_and_catches_tampering(gated_release):
+    from tasks.validate import validate_release
+
+    release, _ = gated_release
+    assert validate_release(str(release)) == []
+    cli = [sys.executable, "-m", "flows.cli", "validate", str(release)]
+    assert subprocess.run(cli, capture_output=True, text=True).returncode == 0
+    published = release / "images" / "clean-0.png"
+    original = published.read_bytes()
+    try:
+        published.write_bytes(original + b"tampered")
+        problems = validate_release(str(release))
+        assert any("clean-0" in p and "sha256" in p for p in problems)
+        done = subprocess.run(cli, capture_output=True, text=True)
+        assert done.returncode == 1 and "sha256" in done.stdout
+    finally:
+        published.write_bytes(original)
