@@ -43,6 +43,11 @@ class BlurConfig(_Strict):
     min_block: int = Field(8, ge=2, description="Smallest block side in pixels.")
 
 
+class RegrainConfig(_Strict):
+    feather: float = Field(3.0, ge=0, description="Pixels over which the new grain fades in from the mask edge.")
+    margin: int = Field(32, ge=4, description="Known pixels around each mask component that teach the grain.")
+
+
 class OutputConfig(_Strict):
     jpeg_quality: int = Field(95, ge=50, le=100)
     webp_quality: int = Field(95, ge=50, le=100)
@@ -71,7 +76,9 @@ class Config(_Strict):
     engines: EngineChoice = EngineChoice()
     telea: TeleaConfig = TeleaConfig()
     blur: BlurConfig = BlurConfig()
-    clarify: Literal["none"] = "none"
+    steps: tuple[Literal["clean", "clarify"], ...] = ("clean", "clarify")
+    clarify: Literal["none", "regrain"] = "regrain"
+    regrain: RegrainConfig = RegrainConfig()
     output: OutputConfig = OutputConfig()
     gate: GateConfig = GateConfig()
     report_worst: int = Field(6, ge=0, description="Images per metric shown in the HTML report's worst lists.")
@@ -86,6 +93,18 @@ class Config(_Strict):
             if name not in ENGINES:
                 raise ValueError(f"engines.{removal}: unknown engine {name!r}; available: {sorted(ENGINES)}")
         return engines
+
+    @field_validator("steps")
+    @classmethod
+    def _remove_before_enhance(cls, steps: tuple[str, ...]) -> tuple[str, ...]:
+        if "clarify" in steps and ("clean" not in steps or steps.index("clarify") < steps.index("clean")):
+            raise ValueError(
+                "steps: clarify must come after clean. Enhancing first would sharpen the very object "
+                "or text being removed and teach the fill its edges; use steps: [clean, clarify]"
+            )
+        if len(set(steps)) != len(steps) or "clean" not in steps:
+            raise ValueError("steps: list clean once, optionally followed by clarify")
+        return steps
 
     def digest(self) -> str:
         """A stable hash of every setting, for provenance and (later) cache keys."""

@@ -16,7 +16,7 @@ import traceback
 import pyarrow as pa
 
 from data_contracts.manifest import row_problem
-from tasks.clarify import CLARIFIERS
+from tasks.clarify import get_clarifier
 from tasks.clean import BLUR, EditContext, composite, get_engine
 from tasks.images import decode_photo, encode_photo
 from tasks.masks import build_mask
@@ -138,10 +138,10 @@ def edit_row(row: dict, job: Job) -> dict:
             engine_name = BLUR.name if action == "blur" else getattr(config.engines, removal)
             engine = get_engine(engine_name, config)
             final = composite(photo.colour, engine(photo.colour, mask, context), mask)
-            if action == "remove":
+            if action == "remove" and "clarify" in config.steps:
                 stage = "clarify"
                 clarify_name = config.clarify
-                final = composite(photo.colour, CLARIFIERS[clarify_name](final, mask, context), mask)
+                final = composite(photo.colour, get_clarifier(clarify_name, config)(final, mask, context), mask)
         record["clean_seconds"] = time.perf_counter() - clean_started
 
         stage = "measure"

@@ -198,7 +198,7 @@ def test_cli_exit_codes(tmp_path, demo_manifest):
 
 @pytest.fixture(scope="module")
 def gated_release(tmp_path_factory):
-    """A run where a Telea smudge on grass must be refused by the quality suites."""
+    """A run where a Telea smudge on grass (Clarify off) must be refused by the quality suites."""
     from skimage import data as photos
 
     folder = tmp_path_factory.mktemp("gated")
@@ -211,7 +211,8 @@ def gated_release(tmp_path_factory):
     # may; the row itself is still refused.
     relax = [{"suite": "image_remove", "expectation": "expect_column_values_to_be_between", "column": c,
               "kwargs": {"mostly": 0.0}} for c in ("texture_ratio", "noise_ratio")]
-    config = {"engines": {"object": "telea"}, "gate": {"max_quarantine_fraction": 0.5, "overrides": relax}}
+    config = {"engines": {"object": "telea"}, "clarify": "none",
+              "gate": {"max_quarantine_fraction": 0.5, "overrides": relax}}
     summary = sanitize(manifest=manifest, output=str(folder / "out"), config=config, release_id="gated")
     return folder / "out" / "releases" / "gated", summary
 
