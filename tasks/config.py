@@ -48,6 +48,17 @@ class RegrainConfig(_Strict):
     margin: int = Field(32, ge=4, description="Known pixels around each mask component that teach the grain.")
 
 
+class SrConfig(_Strict):
+    """The learned enhancer (`clarify: sr`): weights the user provides, loaded with spandrel."""
+
+    weights_uri: str | None = Field(None, description="fsspec URL of a .safetensors (preferred) or .pth state dict.")
+    sha256: str | None = Field(None, description="Expected sha256 of the weights file; a mismatch refuses them.")
+    tile: int = Field(256, ge=16, description="Tile side in pixels (model input).")
+    overlap: int = Field(16, ge=0, description="Overlap between tiles, blended with a linear ramp.")
+    margin: int = Field(32, ge=0, description="Context around each mask component.")
+    feather: float = Field(3.0, ge=0)
+
+
 class OutputConfig(_Strict):
     jpeg_quality: int = Field(95, ge=50, le=100)
     webp_quality: int = Field(95, ge=50, le=100)
@@ -77,8 +88,9 @@ class Config(_Strict):
     telea: TeleaConfig = TeleaConfig()
     blur: BlurConfig = BlurConfig()
     steps: tuple[Literal["clean", "clarify"], ...] = ("clean", "clarify")
-    clarify: Literal["none", "regrain"] = "regrain"
+    clarify: Literal["none", "regrain", "sr"] = "regrain"
     regrain: RegrainConfig = RegrainConfig()
+    sr: SrConfig = SrConfig()
     output: OutputConfig = OutputConfig()
     gate: GateConfig = GateConfig()
     report_worst: int = Field(6, ge=0, description="Images per metric shown in the HTML report's worst lists.")

@@ -96,3 +96,15 @@ def mask_components(mask: np.ndarray, margin: int) -> list[tuple[slice, slice]]:
             if merged:
                 break
     return [(slice(y0, y1), slice(x0, x1)) for x0, y0, x1, y1 in boxes]
+
+
+def feather_weight(mask: np.ndarray, feather: float) -> np.ndarray:
+    """Float32 weight in [0, 1]: 0 outside `mask`, rising to 1 over `feather` px inside its edge.
+
+    Enhancements blend in with this weight, so they fade in from the boundary rather than start
+    with a step (and never reach outside the mask).
+    """
+    if feather <= 0:
+        return mask.astype(np.float32)
+    depth = cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, 3)
+    return np.clip(depth / feather, 0, 1).astype(np.float32)

@@ -105,3 +105,10 @@ def test_config_refuses_enhancing_before_removing():
     with pytest.raises(ValidationError, match="clarify must come after clean"):
         Config.model_validate({"steps": ["clarify", "clean"]})
     assert Config.model_validate({"steps": ["clean"]}).steps == ("clean",)
+
+
+def test_sr_needs_weights_and_says_how_to_get_it():
+    from tasks.clarify.sr import LearnedEnhancer, WeightsError
+
+    with pytest.raises(WeightsError, match="sr.weights_uri"):
+        LearnedEnhancer(Config.model_validate({"clarify": "sr"}))

@@ -1,11 +1,6 @@
-"""Clarify: give the filled region the photo's own grain, after removal.
+"""`regrain` (the default clarifier): give the filled region the photo's own grain.
 
-Runs after Clean and before Measure, on removal rows only (never before removing, and never on a
-privacy blur, whose point is to hold no detail). Its contract is the engines' one,
-`(image, mask, context) -> image`; the caller composites inside the mask only, so every pixel
-outside the mask stays bit-identical.
-
-`regrain` (default) is noise-level-function matching, after the camera-noise models of
+It is noise-level-function matching, after the camera-noise models of
 C. Liu et al., "Automatic Estimation and Removal of Noise from a Single Image", PAMI 2008:
 
 1. Around each mask component (a crop at full resolution), split the known pixels into a smooth
@@ -27,7 +22,6 @@ from __future__ import annotations
 
 import functools
 import math
-import threading
 
 import cv2
 import numpy as np
@@ -35,7 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from tasks.device import pick_device
-from tasks.masks import mask_components
+from tasks.masks import feather_weight, mask_components
 
 BASE_SIGMA = 1.0  # the residual is the image minus a Gaussian of this sigma
 BINS = 6  # intensity bins of the noise level function
@@ -167,8 +161,7 @@ def regrain_crop(crop: np.ndarray, hole: np.ndarray, seed: int, feather: float, 
     shrink = torch.where(excess, target_map / current_map.clamp(min=1e-6), torch.ones_like(current_map))
     regrained = base + residual * shrink + noise * missing
 
-    depth = torch.from_numpy(cv2.distanceTransform(hole.astype(np.uint8), cv2.DIST_L2, 3)).to(device)
-    weight = (depth / feather).clamp(0, 1) if feather > 0 else hole_t.float()
+    weight = torch.from_numpy(feather_weight(hole, feather)).to(device)
     out = x + (regrained - x) * weight[None]
     out = out.round().clamp(0, 255).to(torch.uint8).cpu().numpy()
     return out[0] if grey else out.transpose(1, 2, 0)
@@ -189,25 +182,3 @@ class Regrain:
         return out
 
 
-class PassThrough:
-    name = "none"
-
-    def __init__(self, config):
-        pass
-
-    def __call__(self, image: np.ndarray, mask: np.ndarray, context) -> np.ndarray:
-        return image
-
-
-CLARIFIERS: dict[str, type] = {PassThrough.name: PassThrough, Regrain.name: Regrain}
-_instances: dict[tuple[str, str], object] = {}
-_lock = threading.Lock()
-
-
-def get_clarifier(name: str, config):
-    """The worker-wide instance of clarifier `name` for this config (built on first use)."""
-    key = (name, config.digest())
-    with _lock:
-        if key not in _instances:
-            _instances[key] = CLARIFIERS[name](config)
-        return _instances[key]
