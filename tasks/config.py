@@ -119,9 +119,15 @@ class Config(_Strict):
         return steps
 
     def digest(self) -> str:
-        """A stable hash of every setting, for provenance and (later) cache keys."""
+        """A stable hash of every setting, for provenance."""
         canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True)
         return hashlib.sha256(canonical.encode()).hexdigest()
+
+    def pixel_digest(self) -> str:
+        """A hash of the settings that can change a row's output or record: changing the gate,
+        the partition size or the worker count reuses finished work; changing an engine does not."""
+        relevant = self.model_dump(mode="json", exclude={"gate", "partition_size", "workers", "report_worst"})
+        return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()
 
 
 def load_config(path: str | Path | None = None, overrides: dict | None = None) -> Config:

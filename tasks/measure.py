@@ -115,7 +115,12 @@ class EditMetrics:
     components: list[dict] = field(default_factory=list)
 
     def as_record(self) -> dict:
-        record = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in asdict(self).items()}
+        """Plain values for Parquet: NaN (not measured) becomes null, here and per component."""
+        def clean(values: dict) -> dict:
+            return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in values.items()}
+
+        record = clean({k: v for k, v in asdict(self).items() if k != "components"})
+        record["components"] = [clean(c) for c in self.components]
         return record
 
 

@@ -20,6 +20,7 @@ from tasks.clarify import get_clarifier
 from tasks.clean import BLUR, EditContext, composite, get_engine
 from tasks.images import decode_photo, encode_photo
 from tasks.masks import build_mask
+from tasks.cache import content_key, lookup, restore, store
 from tasks.measure import mask_fraction, measure_edit, outside_changed
 from tasks.plan import ROW_INDEX, Job
 from tasks.uris import RowError, join, read_bytes, read_parquet, resolve, write_bytes, write_parquet
@@ -70,6 +71,8 @@ RECORD_SCHEMA = pa.schema(
         ("privacy_residual", pa.float64()),
         ("components", pa.list_(COMPONENT_TYPE)),
         ("flags", pa.list_(pa.string())),
+        ("content_key", pa.string()),
+        ("reused", pa.bool_()),
         ("clean_seconds", pa.float64()),
         ("measure_seconds", pa.float64()),
         ("seconds", pa.float64()),
@@ -91,11 +94,16 @@ def output_name(image_id: str, extension: str) -> str:
 
 
 def edit_row(row: dict, job: Job) -> dict:
-    """Run one manifest row end to end; return its record (published or quarantined)."""
+    """Run one manifest row end to end; return its record (published or quarantined).
+
+    Content already finished by an earlier run (same bytes, same settings, same code) is copied
+    from the cache instead of computed: `reused` says which.
+    """
     started = time.perf_counter()
     config = job.config
-    record: dict = {"image_id": row["image_id"], ROW_INDEX: row[ROW_INDEX], "source_uri": row.get("image_uri")}
-    stage = "check"
+    record: dict = {"image_id": row["image_id"], ROW_INDEX: row[ROW_INDEX], "source_uri": row.get("image_uri"),
+                    "reused": False}
+    trace = {"stage": "check"}  # where a failure happened, for the quarantine reason
     try:
         problem = row_problem(row)
         if problem:
@@ -103,80 +111,91 @@ def edit_row(row: dict, job: Job) -> dict:
         action, removal = row.get("action") or "remove", row.get("removal") or "object"
         record.update(action=action, removal=removal)
 
-        stage = "read"
+        trace["stage"] = "read"
         source_uri = resolve(row["image_uri"], job.manifest_root)
         record["source_uri"] = source_uri
         source_bytes = read_bytes(source_uri)
-        photo = decode_photo(source_bytes, config.max_pixels)
-
-        stage = "find"
-        mask = build_mask(
-            row,
-            photo.size,
-            lambda uri: read_bytes(resolve(uri, job.manifest_root), what="mask"),
-            config.max_pixels,
-        )
-        missing = [name for name in (row.get("detect") or []) if name not in DETECTORS]
-        if missing:
-            raise RowError(f"detector(s) {missing} requested but not available; available: {sorted(DETECTORS) or 'none'}")
-        fraction = mask_fraction(mask)
-        if fraction > config.max_mask_fraction:
-            raise RowError(
-                f"mask covers {fraction:.0%} of the image, over max_mask_fraction {config.max_mask_fraction:.0%}: "
-                "nothing would be left to fill from"
-            )
-
-        flags: list[str] = []
-        engine_name, clarify_name = "none", "none"
-        final = photo.colour
-        clean_started = time.perf_counter()
-        if not mask.any():
-            flags.append("empty_mask")
+        trace["stage"] = "find"
+        mask_bytes = read_bytes(resolve(row["mask_uri"], job.manifest_root), what="mask") if row.get("mask_uri") else None
+        engine_name = BLUR.name if action == "blur" else getattr(config.engines, removal)
+        clarify_name = config.clarify if action == "remove" and "clarify" in config.steps else "none"
+        key = content_key(row, source_bytes, mask_bytes, config, {
+            "clean": f"{engine_name}:{get_engine(engine_name, config).version}",
+            "clarify": f"{clarify_name}:{get_clarifier(clarify_name, config).version}",
+        })
+        record["content_key"] = key
+        cached = lookup(job.cache_uri, key) if job.cache_uri else None
+        if cached is not None:
+            trace["stage"] = "write"
+            relative = output_name(row["image_id"], cached["extension"])
+            restore(job.cache_uri, key, cached, join(job.release_uri, relative))
+            record.update(cached, output_uri=relative, reused=True)
         else:
-            context = EditContext(row["image_id"], removal, action, seed_for(row["image_id"]), config)
-            stage = "clean"
-            engine_name = BLUR.name if action == "blur" else getattr(config.engines, removal)
-            engine = get_engine(engine_name, config)
-            final = composite(photo.colour, engine(photo.colour, mask, context), mask)
-            if action == "remove" and "clarify" in config.steps:
-                stage = "clarify"
-                clarify_name = config.clarify
-                final = composite(photo.colour, get_clarifier(clarify_name, config)(final, mask, context), mask)
-        record["clean_seconds"] = time.perf_counter() - clean_started
-
-        stage = "measure"
-        measure_started = time.perf_counter()
-        changed_outside = outside_changed(photo.colour, final, mask)
-        record.update(measure_edit(photo.colour, final, mask, action, removal).as_record())
-        record["measure_seconds"] = time.perf_counter() - measure_started
-
-        stage = "write"
-        if not mask.any() and photo.orientation == 1:
-            data = source_bytes  # nothing to edit and nothing to rotate: publish the file as it came
-        else:
-            data = encode_photo(photo, final, config.output.jpeg_quality, config.output.webp_quality)
-        relative = output_name(row["image_id"], photo.extension)
-        write_bytes(join(job.release_uri, relative), data)
-        record.update(
-            status="published",
-            output_uri=relative,
-            sha256=hashlib.sha256(data).hexdigest(),
-            format=photo.format,
-            width=photo.size[0],
-            height=photo.size[1],
-            engine=engine_name,
-            clarify=clarify_name,
-            mask_fraction=fraction,
-            outside_changed=changed_outside,
-            flags=flags,
-        )
+            result, data = _compute(row, job, source_bytes, mask_bytes, engine_name, clarify_name, trace)
+            record.update(result)
+            if job.cache_uri:
+                store(job.cache_uri, key, record, data)
     except RowError as exc:
-        record.update(status="quarantined", reason=f"{stage}: {exc}")
+        record.update(status="quarantined", reason=f"{trace['stage']}: {exc}")
     except Exception as exc:  # an engine bug must cost one row, not the run
-        log.error("row %r failed in %s:\n%s", row["image_id"], stage, traceback.format_exc())
-        record.update(status="quarantined", reason=f"{stage}: internal error {type(exc).__name__}: {exc}")
+        log.error("row %r failed in %s:\n%s", row["image_id"], trace["stage"], traceback.format_exc())
+        record.update(status="quarantined", reason=f"{trace['stage']}: internal error {type(exc).__name__}: {exc}")
     record["seconds"] = time.perf_counter() - started
     return record
+
+
+def _compute(row: dict, job: Job, source_bytes: bytes, mask_bytes: bytes | None, engine_name: str,
+             clarify_name: str, trace: dict) -> tuple[dict, bytes]:
+    """Decode, find, clean, clarify, measure and write one image, noting each stage in `trace`."""
+    config = job.config
+    trace["stage"] = "read"
+    photo = decode_photo(source_bytes, config.max_pixels)
+    trace["stage"] = "find"
+    mask = build_mask(row, photo.size, lambda uri: mask_bytes, config.max_pixels)
+    missing = [name for name in (row.get("detect") or []) if name not in DETECTORS]
+    if missing:
+        raise RowError(f"detector(s) {missing} requested but not available; available: {sorted(DETECTORS) or 'none'}")
+    fraction = mask_fraction(mask)
+    if fraction > config.max_mask_fraction:
+        raise RowError(
+            f"mask covers {fraction:.0%} of the image, over max_mask_fraction {config.max_mask_fraction:.0%}: "
+            "nothing would be left to fill from"
+        )
+
+    result: dict = {"flags": [], "engine": "none", "clarify": "none", "mask_fraction": fraction}
+    final = photo.colour
+    clean_started = time.perf_counter()
+    if not mask.any():
+        result["flags"].append("empty_mask")
+    else:
+        context = EditContext(row["image_id"], row.get("removal") or "object", row.get("action") or "remove",
+                              seed_for(row["image_id"]), config)
+        trace["stage"] = "clean"
+        result["engine"] = engine_name
+        final = composite(photo.colour, get_engine(engine_name, config)(photo.colour, mask, context), mask)
+        if clarify_name != "none":
+            trace["stage"] = "clarify"
+            result["clarify"] = clarify_name
+            final = composite(photo.colour, get_clarifier(clarify_name, config)(final, mask, context), mask)
+    result["clean_seconds"] = time.perf_counter() - clean_started
+
+    trace["stage"] = "measure"
+    measure_started = time.perf_counter()
+    result["outside_changed"] = outside_changed(photo.colour, final, mask)
+    result.update(measure_edit(photo.colour, final, mask, row.get("action") or "remove",
+                               row.get("removal") or "object").as_record())
+    result["measure_seconds"] = time.perf_counter() - measure_started
+
+    trace["stage"] = "write"
+    if not mask.any() and photo.orientation == 1:
+        data = source_bytes  # nothing to edit and nothing to rotate: publish the file as it came
+    else:
+        data = encode_photo(photo, final, config.output.jpeg_quality, config.output.webp_quality)
+    relative = output_name(row["image_id"], photo.extension)
+    write_bytes(join(job.release_uri, relative), data)
+    result.update(status="published", output_uri=relative, sha256=hashlib.sha256(data).hexdigest(),
+                  format=photo.format, width=photo.size[0], height=photo.size[1], extension=photo.extension)
+    return result, data
 
 
 def process_partition(partition_uri: str, job: Job) -> str:

@@ -29,6 +29,7 @@ class Job:
     release_uri: str
     work_uri: str
     config: Config
+    cache_uri: str | None = None  # content-keyed finished work; None = always compute
 
 
 @dataclass(frozen=True)
@@ -99,5 +100,5 @@ def plan_release(manifest_uri: str, output_uri: str, config: Config, release_id:
         write_parquet(uri, part)
         uris.append(uri)
         labels.append(label)
-    job = Job(manifest_uri, parent_of(manifest_uri), release_uri, work_uri, config)
+    job = Job(manifest_uri, parent_of(manifest_uri), release_uri, work_uri, config, join(output_uri, ".cache"))
     return ReleasePlan(release_id, output_uri, job, uris, labels, table.num_rows, digest)

@@ -31,15 +31,18 @@ from tasks.plan import ROW_INDEX, ReleasePlan
 from tasks.report import write_report
 from tasks.uris import join, read_parquet, remove_tree, replace_atomically, write_bytes, write_parquet
 
+# Everything in these two tables is a function of the inputs, settings and code: a rerun, a
+# resumed run and an incremental run write them byte for byte the same. Timings live apart.
 PUBLISHED_COLUMNS = [
     "image_id", "output_uri", "source_uri", "sha256", "format", "width", "height", "action", "removal",
     "engine", "clarify", "mask_fraction", "outside_changed", *METRIC_COLUMNS, "components", "flags",
-    "clean_seconds", "measure_seconds", "seconds",
+    "content_key",
 ]
 QUARANTINE_COLUMNS = [
     "image_id", "source_uri", "reason", "review_uri", "action", "removal", "engine", "mask_fraction",
-    *METRIC_COLUMNS, "seconds",
+    *METRIC_COLUMNS,
 ]
+TIMING_COLUMNS = ["image_id", "status", "reused", "clean_seconds", "measure_seconds", "seconds"]
 QUARANTINE_DIR = "quarantine"
 
 
@@ -130,6 +133,8 @@ def publish_release(plan: ReleasePlan, records_uris: list[str], timings: dict | 
     quarantined = _with_passthrough(records.filter(pc.equal(status, "quarantined")), QUARANTINE_COLUMNS, manifest)
     write_parquet(join(release_uri, "manifest.parquet"), published)
     write_parquet(join(release_uri, "quarantine.parquet"), quarantined)
+    write_parquet(join(release_uri, "timings.parquet"), records.select(TIMING_COLUMNS))
+    reused = sum(1 for r in rows if r.get("reused"))
 
     seconds = records.column("seconds").to_pylist()
     summary = {
@@ -143,6 +148,8 @@ def publish_release(plan: ReleasePlan, records_uris: list[str], timings: dict | 
             "quarantined": quarantined.num_rows,
             "flagged": sum(1 for f in published.column("flags").to_pylist() if f),
             "partitions": len(plan.partition_uris),
+            "computed": sum(1 for r in rows if r.get("content_key") and not r.get("reused")),
+            "reused": reused,
         },
         "quarantine_reasons": _reason_counts(quarantined.column("reason").to_pylist()),
         "metric_medians": {

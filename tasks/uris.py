@@ -86,6 +86,14 @@ def replace_atomically(uri: str, data: bytes) -> None:
         fs.pipe_file(path, data)
 
 
+def copy(source_uri: str, target_uri: str) -> None:
+    """Copy one file within a store (the cache and the releases live side by side)."""
+    fs, source = fsspec.core.url_to_fs(source_uri)
+    _, target = fsspec.core.url_to_fs(target_uri)
+    fs.makedirs(fs._parent(target), exist_ok=True)
+    fs.copy(source, target)
+
+
 def exists(uri: str) -> bool:
     fs, path = fsspec.core.url_to_fs(uri)
     return fs.exists(path)

@@ -58,7 +58,8 @@ def test_release_contract(demo_release):
         assert hashlib.sha256(data).hexdigest() == row["sha256"]
 
     info = json.loads((release / "release.json").read_text())
-    assert info["counts"] == {"input": 8, "published": 8, "quarantined": 0, "flagged": 1, "partitions": 2}
+    assert info["counts"] == {"input": 8, "published": 8, "quarantined": 0, "flagged": 1, "partitions": 2,
+                              "computed": 8, "reused": 0}
     assert info["input_manifest"]["rows"] == 8 and len(info["input_manifest"]["sha256"]) == 64
     assert info["config"]["engines"]["object"] == "telea" and "version" in info["code_version"]
     assert summary["release_id"] == "demo-1"

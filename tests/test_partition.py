@@ -92,12 +92,12 @@ def test_bad_input_is_quarantined_with_its_reason(photo_job, tmp_path, fields, r
 
 
 def test_an_engine_crash_costs_one_row_not_the_run(photo_job, monkeypatch):
-    import tasks.partition
+    from tasks.clean.telea import Telea
 
-    def broken(name, config):
+    def broken(self, image, mask, context):
         raise ZeroDivisionError("engine bug")
 
-    monkeypatch.setattr(tasks.partition, "get_engine", broken)
+    monkeypatch.setattr(Telea, "__call__", broken)
     record = edit_row(row(image_uri="img.png", boxes=[[1, 1, 9, 9]]), photo_job)
     assert record["status"] == "quarantined"
     assert record["reason"] == "clean: internal error ZeroDivisionError: engine bug"

@@ -169,6 +169,7 @@ def regrain_crop(crop: np.ndarray, hole: np.ndarray, seed: int, feather: float, 
 
 class Regrain:
     name = "regrain"
+    version = "1"  # bump when the output bytes change: finished work is keyed by it
 
     def __init__(self, config):
         self.feather = config.regrain.feather

@@ -29,7 +29,7 @@ class WeightsError(ValueError):
     """The configured weights cannot be used (missing, wrong hash, unknown format)."""
 
 
-def load_state_dict(uri: str, sha256: str | None) -> dict[str, torch.Tensor]:
+def load_state_dict(uri: str, sha256: str | None, with_digest: bool = False):
     try:
         data = read_bytes(uri, what="sr weights")
     except Exception as exc:  # RowError from read_bytes reads well here too
@@ -41,13 +41,14 @@ def load_state_dict(uri: str, sha256: str | None) -> dict[str, torch.Tensor]:
     if name.endswith(".safetensors"):
         from safetensors.torch import load as load_safetensors
 
-        return load_safetensors(data)
+        state = load_safetensors(data)
+        return (state, digest) if with_digest else state
     if name.endswith((".pth", ".pt", ".ckpt", ".bin")):
         state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
         for key in ("params_ema", "params", "state_dict", "model"):  # common training wrappers
             if isinstance(state, dict) and key in state and isinstance(state[key], dict):
                 state = state[key]
-        return state
+        return (state, digest) if with_digest else state
     raise WeightsError(f"sr weights {uri}: use .safetensors (preferred) or .pth/.pt")
 
 
@@ -87,6 +88,7 @@ def tiled_forward(model, x: torch.Tensor, scale: int, tile: int, overlap: int) -
 
 class LearnedEnhancer:
     name = "sr"
+    version = "1"
 
     def __init__(self, config):
         settings = config.sr
@@ -98,7 +100,10 @@ class LearnedEnhancer:
             raise WeightsError("clarify: sr needs the optional extra: pip install 'clean-clarify[sr]'") from exc
         self.settings = settings
         self.device = pick_device(config.device)
-        descriptor = ModelLoader(device=self.device).load_from_state_dict(load_state_dict(settings.weights_uri, settings.sha256))
+        state, digest = load_state_dict(settings.weights_uri, settings.sha256, with_digest=True)
+        # Finished work is keyed by the weights' bytes too, even when the config names no sha256.
+        self.version = f"1:{digest}"
+        descriptor = ModelLoader(device=self.device).load_from_state_dict(state)
         descriptor.eval()
         self.model = descriptor
         self.scale = int(descriptor.scale)

@@ -30,6 +30,7 @@ def block_mosaic(region: np.ndarray, block: int) -> np.ndarray:
 
 class MosaicBlur:
     name = "blur"
+    version = "1"  # bump when the output bytes change: finished work is keyed by it
 
     def __init__(self, config):
         self.blocks_across = config.blur.blocks_across

@@ -15,6 +15,7 @@ from tasks.masks import mask_components
 
 class Telea:
     name = "telea"
+    version = "1"  # bump when the output bytes change: finished work is keyed by it
 
     def __init__(self, config):
         self.radius = config.telea.radius
