@@ -27,6 +27,10 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--output", required=True, help="release store: a local folder or an fsspec URL")
     run.add_argument("--config", help="YAML config file (see README)")
     run.add_argument("--release-id", help="name of the release folder (default: UTC time + input hash)")
+    run.add_argument("--runner", choices=["threads", "dask"], default="threads",
+                     help="threads: partitions in this process; dask: on a dask.distributed cluster")
+    run.add_argument("--dask-address", help="scheduler of an existing cluster, e.g. tcp://10.0.0.5:8786 "
+                     "(default with --runner dask: a local cluster, one worker process per core)")
 
     validate = commands.add_parser("validate", help="re-run the quality suites on a published release")
     validate.add_argument("release", help="a release folder: OUT/releases/<id> (local path or fsspec URL)")
@@ -52,10 +56,11 @@ def _run(args: argparse.Namespace) -> int:
         print(f"clean-clarify: {exc}", file=sys.stderr)
         return EXIT_USAGE
 
-    from flows.sanitize import sanitize_with_workers
+    from flows.sanitize import sanitize, task_runner
 
     try:
-        summary = sanitize_with_workers(config.workers)(
+        runner = task_runner(args.runner, config.workers, args.dask_address)
+        summary = sanitize.with_options(task_runner=runner)(
             manifest=args.manifest,
             output=args.output,
             config=config.model_dump(mode="json"),
@@ -67,7 +72,8 @@ def _run(args: argparse.Namespace) -> int:
     except GateFailed as exc:
         print(f"clean-clarify: {exc}\nThe release folder is kept for inspection; LATEST did not move.", file=sys.stderr)
         return EXIT_GATE
-    print(json.dumps({k: summary[k] for k in ("release_id", "release_uri", "counts", "quarantine_reasons")}, indent=2))
+    print(json.dumps({k: summary[k] for k in ("release_id", "release_uri", "counts", "quarantine_reasons", "report")},
+                     indent=2))
     return EXIT_OK
 
 

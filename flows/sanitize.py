@@ -6,27 +6,70 @@ LATEST). Workers get partition URIs and write records files; only URIs cross the
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 
-from prefect import flow, task, unmapped
+from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
+from prefect.context import get_run_context
+from prefect.futures import as_completed
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from flows.progress import RunProgress, publish_artifacts
 from tasks.config import Config
+from tasks.device import pick_device
+from tasks.gate import GateFailed
 from tasks.partition import process_partition
 from tasks.plan import Job, ReleasePlan, plan_release
 from tasks.publish import publish_release
 
-# Work is keyed by release folder, not by Prefect's result cache (inputs hold a whole Config).
+# Finished work is keyed by content in the output store (tasks/cache.py), not by Prefect's result
+# cache, whose keys would hash a whole Config per call.
 plan_task = task(plan_release, name="plan-release", cache_policy=NO_CACHE)
 publish_task = task(publish_release, name="publish-release", cache_policy=NO_CACHE)
 
 
-@task(name="process-partition", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=2)
+@task(name="process-partition", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10])
 def process_partition_task(partition_uri: str, job: Job) -> str:
-    # Outputs are written under deterministic names, so a retry overwrites rather than duplicates.
+    # Outputs go to deterministic names and finished rows are reused, so a retry after a
+    # transient storage error overwrites rather than duplicates, and redoes only what is missing.
     return process_partition(partition_uri, job)
+
+
+def _gpu_annotation(config: Config):
+    """On a Dask cluster, partition tasks that will use CUDA ask for a `GPU` worker resource."""
+    try:
+        from prefect_dask import DaskTaskRunner
+    except ImportError:
+        return contextlib.nullcontext()
+    if not isinstance(get_run_context().task_runner, DaskTaskRunner) or pick_device(config.device).type != "cuda":
+        return contextlib.nullcontext()
+    import dask
+
+    return dask.annotate(resources={"GPU": 1})
+
+
+def _process_partitions(plan: ReleasePlan, settings: Config, progress: RunProgress) -> list[str]:
+    """One task per partition, at most `settings.workers` at a time (0 = all at once); returns the
+    records URIs in partition order, whatever order the tasks finished in."""
+    runner_task = process_partition_task
+    if pick_device(settings.device).type == "cuda":
+        # `prefect concurrency-limit create gpu N` then bounds the partitions sharing the GPUs.
+        runner_task = process_partition_task.with_options(tags=["gpu"])
+    limit = settings.workers or len(plan.partition_uris) or 1
+    waiting = list(enumerate(plan.partition_uris))
+    running: dict = {}
+    done: dict[int, str] = {}
+    with _gpu_annotation(settings):
+        while waiting or running:
+            while waiting and len(running) < limit:
+                index, uri = waiting.pop(0)
+                running[runner_task.submit(uri, plan.job)] = index
+            finished = next(iter(as_completed(list(running))))
+            done[running.pop(finished)] = finished.result()
+            progress.advance()
+    return [done[i] for i in range(len(plan.partition_uris))]
 
 
 @flow(name="sanitize", log_prints=True)
@@ -42,19 +85,37 @@ def sanitize(
     plan: ReleasePlan = plan_task(manifest, output, settings, release_id)
     planned = time.perf_counter()
     print(f"release {plan.release_id}: {plan.input_rows} rows in {len(plan.partition_uris)} partitions")
-    futures = process_partition_task.map(plan.partition_uris, unmapped(plan.job))
-    records_uris = [future.result() for future in futures]
+
+    progress = RunProgress(plan.release_id, len(plan.partition_uris))
+    records_uris = _process_partitions(plan, settings, progress)
+    progress.close()
     processed = time.perf_counter()
+
     timings = {"plan_seconds": planned - started, "process_seconds": processed - planned}
-    summary = publish_task(plan, records_uris, timings)
+    try:
+        summary = publish_task(plan, records_uris, timings)
+    except GateFailed as failed:
+        if failed.summary:
+            publish_artifacts(failed.summary)  # the UI shows why nothing was published
+        raise
+    publish_artifacts(summary)
     counts = summary["counts"]
     print(
         f"published {counts['published']}, quarantined {counts['quarantined']} of {counts['input']} rows "
-        f"→ {summary['release_uri']}"
+        f"({counts['computed']} computed, {counts['reused']} reused) → {summary['release_uri']}"
     )
     return summary
 
 
-def sanitize_with_workers(workers: int):
-    """The flow with a thread pool of `workers` partitions at a time (0 = one per core)."""
-    return sanitize.with_options(task_runner=ThreadPoolTaskRunner(max_workers=workers or os.cpu_count() or 1))
+def task_runner(runner: str = "threads", workers: int = 0, dask_address: str | None = None):
+    """`threads`: partitions on a thread pool in this process (engines release the GIL).
+    `dask`: on an existing dask.distributed cluster at `dask_address`, or a local one."""
+    if runner == "dask":
+        from prefect_dask import DaskTaskRunner
+
+        if dask_address:
+            return DaskTaskRunner(address=dask_address)
+        return DaskTaskRunner(cluster_kwargs={"n_workers": workers or os.cpu_count() or 1, "threads_per_worker": 1})
+    if runner != "threads":
+        raise ValueError(f"unknown runner {runner!r}: use threads or dask")
+    return ThreadPoolTaskRunner(max_workers=workers or os.cpu_count() or 1)

@@ -33,9 +33,10 @@ log = logging.getLogger(__name__)
 
 
 class GateFailed(RuntimeError):
-    def __init__(self, release_uri: str, failures: list[str]):
+    def __init__(self, release_uri: str, failures: list[str], summary: dict | None = None):
         self.release_uri = release_uri
         self.failures = failures
+        self.summary = summary  # what release.json says, for the UI
         super().__init__(f"quality gate failed for {release_uri}: " + "; ".join(failures))
 
 

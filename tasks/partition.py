@@ -23,7 +23,7 @@ from tasks.masks import build_mask
 from tasks.cache import content_key, lookup, restore, store
 from tasks.measure import mask_fraction, measure_edit, outside_changed
 from tasks.plan import ROW_INDEX, Job
-from tasks.uris import RowError, join, read_bytes, read_parquet, resolve, write_bytes, write_parquet
+from tasks.uris import RowError, TransientStorageError, join, read_bytes, read_parquet, resolve, write_bytes, write_parquet
 
 log = logging.getLogger(__name__)
 
@@ -137,6 +137,8 @@ def edit_row(row: dict, job: Job) -> dict:
                 store(job.cache_uri, key, record, data)
     except RowError as exc:
         record.update(status="quarantined", reason=f"{trace['stage']}: {exc}")
+    except TransientStorageError:
+        raise  # the store's fault, not the row's: the partition task is retried
     except Exception as exc:  # an engine bug must cost one row, not the run
         log.error("row %r failed in %s:\n%s", row["image_id"], trace["stage"], traceback.format_exc())
         record.update(status="quarantined", reason=f"{trace['stage']}: internal error {type(exc).__name__}: {exc}")

@@ -174,7 +174,7 @@ def publish_release(plan: ReleasePlan, records_uris: list[str], timings: dict | 
     summary["timings"]["publish_seconds"] = (dt.datetime.now(dt.timezone.utc) - started).total_seconds()
     write_bytes(join(release_uri, "release.json"), json.dumps(summary, indent=2).encode())
     if failures:
-        raise GateFailed(release_uri, failures)
+        raise GateFailed(release_uri, failures, summary)
     write_bytes(join(release_uri, "_SUCCESS"), f"{dt.datetime.now(dt.timezone.utc).isoformat()}\n".encode())
     replace_atomically(join(plan.output_uri, "LATEST"), f"{plan.release_id}\n".encode())
     remove_tree(plan.job.work_uri)

@@ -94,7 +94,10 @@ def _thumbnails(row: dict, manifest_row: dict, release_uri: str, job, name: str)
 
 
 def write_report(release_uri: str, published: pa.Table, quarantined: pa.Table, manifest: pa.Table, job, summary: dict) -> str:
-    """Render `report/index.html` in the release; return its path relative to the release."""
+    """Render `report/index.html` in the release; return its path relative to the release.
+
+    The before/after thumbnails made are listed in `summary["report_examples"]` (image id →
+    paths relative to report/), for the Prefect UI's markdown artifact."""
     rows = [dict(r, status="published") for r in published.to_pylist()]
     rows += [dict(r, status="quarantined") for r in quarantined.to_pylist() if r.get("review_uri")]
     manifest_rows = {r["image_id"]: r for r in manifest.to_pylist()}
@@ -146,4 +149,5 @@ def write_report(release_uri: str, published: pa.Table, quarantined: pa.Table, m
 <h2>Worst images by each metric</h2><p>Before and after, the mask outlined in magenta.</p>{''.join(sections) or '<p>No edited images.</p>'}
 </body></html>"""
     write_bytes(join(release_uri, "report", "index.html"), page.encode())
+    summary["report_examples"] = {image_id: pair for image_id, pair in made.items() if pair}
     return "report/index.html"

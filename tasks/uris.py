@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import posixpath
+import time
 import uuid
 
 import fsspec
@@ -12,6 +13,26 @@ from fsspec.implementations.local import LocalFileSystem
 
 class RowError(Exception):
     """A problem with one manifest row: the row is quarantined with this message as its reason."""
+
+
+class TransientStorageError(OSError):
+    """The store did not answer (connection reset, timeout): not the row's fault. It fails the
+    partition task, which Prefect retries, instead of quarantining the row."""
+
+
+_TRANSIENT = (ConnectionError, TimeoutError)
+_ATTEMPTS, _BACKOFF = 3, 0.5  # seconds, doubled per attempt
+
+
+def _with_retries(action, what: str):
+    """Run `action()`, retrying transient store errors with exponential backoff."""
+    for attempt in range(_ATTEMPTS):
+        try:
+            return action()
+        except _TRANSIENT as exc:
+            if attempt == _ATTEMPTS - 1:
+                raise TransientStorageError(f"{what}: {type(exc).__name__}: {exc} (after {_ATTEMPTS} attempts)") from exc
+            time.sleep(_BACKOFF * 2**attempt)
 
 
 def has_protocol(uri: str) -> bool:
@@ -47,9 +68,14 @@ def resolve(uri: str, root: str) -> str:
 
 
 def read_bytes(uri: str, what: str = "image") -> bytes:
-    try:
+    def read() -> bytes:
         with fsspec.open(uri, "rb") as f:
             return f.read()
+
+    try:
+        return _with_retries(read, f"reading {uri}")
+    except TransientStorageError:
+        raise
     except FileNotFoundError:
         raise RowError(f"{what} not found: {uri}") from None
     except IsADirectoryError:
@@ -62,8 +88,12 @@ def read_bytes(uri: str, what: str = "image") -> bytes:
 
 def write_bytes(uri: str, data: bytes) -> None:
     fs, path = fsspec.core.url_to_fs(uri)
-    fs.makedirs(fs._parent(path), exist_ok=True)
-    fs.pipe_file(path, data)
+
+    def write() -> None:
+        fs.makedirs(fs._parent(path), exist_ok=True)
+        fs.pipe_file(path, data)  # one object, written whole: a retry overwrites, never duplicates
+
+    _with_retries(write, f"writing {uri}")
 
 
 def replace_atomically(uri: str, data: bytes) -> None:

@@ -30,3 +30,45 @@ def test_replace_atomically_leaves_no_temporary_files(tmp_path):
     replace_atomically(str(target), b"two\n")
     assert target.read_bytes() == b"two\n"
     assert os.listdir(tmp_path) == ["LATEST"]
+
+
+class FlakyFileSystem:
+    """Fails the first `failures` opens with a connection reset, like a store under load."""
+
+    def __init__(self, failures):
+        self.failures = failures
+
+    def __call__(self, uri, mode="rb"):
+        if self.failures:
+            self.failures -= 1
+            raise ConnectionResetError("connection reset by peer")
+        import io
+
+        return io.BytesIO(b"pixels")
+
+
+def test_transient_read_errors_are_retried_then_escalated(monkeypatch):
+    import fsspec
+
+    import tasks.uris
+    from tasks.uris import TransientStorageError, read_bytes
+
+    monkeypatch.setattr(tasks.uris, "_BACKOFF", 0.01)
+    monkeypatch.setattr(fsspec, "open", FlakyFileSystem(2))
+    assert read_bytes("s3://bucket/a.png") == b"pixels"  # two resets, third attempt succeeds
+    monkeypatch.setattr(fsspec, "open", FlakyFileSystem(99))
+    with pytest.raises(TransientStorageError, match="after 3 attempts"):
+        read_bytes("s3://bucket/a.png")
+
+
+def test_a_transient_error_fails_the_partition_instead_of_quarantining_the_row(monkeypatch, make_job):
+    import fsspec
+
+    import tasks.uris
+    from tasks.partition import edit_row
+    from tasks.uris import TransientStorageError
+
+    monkeypatch.setattr(tasks.uris, "_BACKOFF", 0.01)
+    monkeypatch.setattr(fsspec, "open", FlakyFileSystem(99))
+    with pytest.raises(TransientStorageError):
+        edit_row({"image_id": "a", "_row": 0, "image_uri": "a.png"}, make_job())

@@ -34,11 +34,15 @@ from tasks.masks import feather_weight, mask_components
 BASE_SIGMA = 1.0  # the residual is the image minus a Gaussian of this sigma
 BINS = 6  # intensity bins of the noise level function
 MIN_SAMPLES = 64  # a bin needs this many known pixels; else the global level is used
+# float64: a parallel reduction sums in an order that depends on the thread count, and float32
+# rounding would then flip a few output pixels between a laptop and a Dask worker. In float64 the
+# differences stay far below half a grey level, so a release is the same bytes everywhere.
+DTYPE = torch.float64
 
 
 def _gaussian_kernel(sigma: float) -> torch.Tensor:
     radius = max(1, int(math.ceil(3 * sigma)))
-    x = torch.arange(-radius, radius + 1, dtype=torch.float32)
+    x = torch.arange(-radius, radius + 1, dtype=DTYPE)
     kernel = torch.exp(-(x**2) / (2 * sigma**2))
     return kernel / kernel.sum()
 
@@ -60,8 +64,8 @@ def _residual(x: torch.Tensor) -> torch.Tensor:
     return x - _blur(x, BASE_SIGMA)
 
 
-_LAPLACIAN = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]])
-_IMMERKAER = torch.tensor([[1.0, -2.0, 1.0], [-2.0, 4.0, -2.0], [1.0, -2.0, 1.0]])
+_LAPLACIAN = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]], dtype=DTYPE)
+_IMMERKAER = torch.tensor([[1.0, -2.0, 1.0], [-2.0, 4.0, -2.0], [1.0, -2.0, 1.0]], dtype=DTYPE)
 
 
 def _filter3(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
@@ -85,9 +89,9 @@ def _spectral_slope(x: torch.Tensor, region: torch.Tensor) -> float:
 def _slope_table() -> tuple[np.ndarray, np.ndarray]:
     """`_spectral_slope` of white noise blurred by sigma, for sigma on a grid (to invert it)."""
     generator = torch.Generator().manual_seed(0)
-    white = torch.randn((1, 256, 256), generator=generator)
+    white = torch.randn((1, 256, 256), generator=generator, dtype=DTYPE)
     everywhere = torch.ones((256, 256), dtype=torch.bool)
-    sigmas = np.linspace(0.0, 2.0, 41)
+    sigmas = np.linspace(0.0, 6.0, 61)
     slopes = np.array([_spectral_slope(_blur(white, s), everywhere) for s in sigmas])
     return sigmas, slopes
 
@@ -125,7 +129,7 @@ def _noise_level(response: torch.Tensor, bins: torch.Tensor, region: torch.Tenso
 def regrain_crop(crop: np.ndarray, hole: np.ndarray, seed: int, feather: float, device: torch.device) -> np.ndarray:
     """Re-grain `hole` inside one crop (HxWxC or HxW uint8); returns the new crop."""
     grey = crop.ndim == 2
-    x = torch.from_numpy(crop[None] if grey else np.ascontiguousarray(crop.transpose(2, 0, 1))).to(device).float()
+    x = torch.from_numpy(crop[None] if grey else np.ascontiguousarray(crop.transpose(2, 0, 1))).to(device, DTYPE)
     hole_t = torch.from_numpy(hole).to(device)
     known = ~hole_t
     if known.sum() < MIN_SAMPLES or hole_t.sum() == 0:
@@ -138,7 +142,7 @@ def regrain_crop(crop: np.ndarray, hole: np.ndarray, seed: int, feather: float, 
     # structure (edges of things), not grain, and stay out of the statistics.
     luma_detail = detail.abs().mean(dim=0)
     edges = luma_detail > torch.quantile(luma_detail[known], 0.98)
-    bins = torch.bucketize(base.mean(dim=0), torch.linspace(0, 255, BINS + 1, device=device)[1:-1])
+    bins = torch.bucketize(base.mean(dim=0), torch.linspace(0, 255, BINS + 1, device=device, dtype=DTYPE)[1:-1])
     target = _noise_level(detail, bins, known, edges)
     current = _noise_level(detail, bins, hole_t, edges)
     target_map = target[bins].permute(2, 0, 1)  # (C, H, W)
@@ -147,10 +151,10 @@ def regrain_crop(crop: np.ndarray, hole: np.ndarray, seed: int, feather: float, 
     # Synthetic grain: white noise mixed across channels like the photo's, blurred to its blotchiness.
     generator = torch.Generator(device=device).manual_seed(seed & 0x7FFFFFFFFFFFFFFF)
     channels = x.shape[0]
-    noise = torch.randn(x.shape, generator=generator, device=device)
+    noise = torch.randn(x.shape, generator=generator, device=device, dtype=DTYPE)
     calm = known & ~edges
     if channels > 1:
-        correlation = torch.corrcoef(residual[:, calm]) + 1e-3 * torch.eye(channels, device=device)
+        correlation = torch.corrcoef(residual[:, calm]) + 1e-3 * torch.eye(channels, device=device, dtype=DTYPE)
         noise = torch.einsum("ij,jhw->ihw", torch.linalg.cholesky(correlation), noise)
     noise = _blur(noise, _blur_for_slope(_spectral_slope(x, calm)))
     noise = noise / (_rms(_laplacian(noise).flatten(1))[:, None, None] + 1e-6)  # unit Laplacian level

@@ -1,0 +1,145 @@
+"""The real flow against object storage: moto's S3 server on 127.0.0.1, read and written by s3fs.
+
+The demo dataset is uploaded to `s3://<bucket>/data/`, the flow reads the manifest and the images
+from there and publishes to `s3://<bucket>/releases-store`. s3fs (through aiobotocore) and boto3
+find the server through the standard AWS environment variables: `AWS_ENDPOINT_URL_S3`, dummy
+credentials, a region.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import os
+import re
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+import boto3  # noqa: E402  (the [test] extra installs boto3, s3fs and moto[server])
+import moto.server as moto_server  # noqa: E402
+import s3fs  # noqa: E402
+
+from flows.sanitize import sanitize  # noqa: E402
+from tasks.demo import write_demo  # noqa: E402
+
+pytestmark = pytest.mark.usefixtures("prefect_harness")
+
+BUCKET = "clean-clarify-test"
+MANIFEST = f"s3://{BUCKET}/data/manifest.parquet"
+OUTPUT = f"s3://{BUCKET}/releases-store"
+STORE = "releases-store/"
+
+
+@pytest.fixture(scope="module")
+def s3(tmp_path_factory):
+    """A moto S3 server on a free loopback port, the AWS environment pointing at it, a bucket."""
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one log line per request otherwise
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    no_files = str(tmp_path_factory.mktemp("aws") / "none")
+    try:
+        with pytest.MonkeyPatch.context() as env:
+            for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_REGION"):
+                env.delenv(name, raising=False)
+            env.setenv("AWS_ENDPOINT_URL_S3", f"http://{host}:{port}")
+            env.setenv("AWS_ACCESS_KEY_ID", "testing")
+            env.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+            env.setenv("AWS_DEFAULT_REGION", "us-east-1")
+            env.setenv("AWS_CONFIG_FILE", no_files)  # the developer's ~/.aws plays no part
+            env.setenv("AWS_SHARED_CREDENTIALS_FILE", no_files)
+            # fsspec caches filesystem instances: none made before the variables were set.
+            s3fs.S3FileSystem.clear_instance_cache()
+            client = boto3.client("s3")
+            client.create_bucket(Bucket=BUCKET)
+            yield client
+    finally:
+        s3fs.S3FileSystem.clear_instance_cache()
+        server.stop()
+
+
+def _keys(client, prefix: str = "") -> list[str]:
+    pages = client.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=prefix)
+    return [item["Key"] for page in pages for item in page.get("Contents", [])]
+
+
+def _get(client, key: str) -> bytes:
+    return client.get_object(Bucket=BUCKET, Key=key)["Body"].read()
+
+
+@pytest.fixture(scope="module")
+def dataset(s3, tmp_path_factory) -> Path:
+    """The demo dataset, written locally and uploaded under `data/`; returns the local folder."""
+    folder = tmp_path_factory.mktemp("demo-s3")
+    write_demo(str(folder))
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        s3.upload_file(str(path), BUCKET, f"data/{path.relative_to(folder).as_posix()}")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def first_release(s3, dataset):
+    return sanitize(manifest=MANIFEST, output=OUTPUT, release_id="s3-1")
+
+
+def test_a_release_is_published_to_the_bucket(s3, dataset, first_release):
+    assert first_release["release_uri"] == f"{OUTPUT}/releases/s3-1"
+    assert _get(s3, f"{STORE}LATEST").decode().strip() == "s3-1"
+    release = f"{STORE}releases/s3-1/"
+    keys = set(_keys(s3, release))
+    assert f"{release}_SUCCESS" in keys and f"{release}release.json" in keys
+    assert f"{release}report/index.html" in keys and f"{release}validation/release.json" in keys
+
+    source = pq.read_table(dataset / "manifest.parquet")
+    published = pq.read_table(io.BytesIO(_get(s3, f"{release}manifest.parquet")))
+    quarantined = pq.read_table(io.BytesIO(_get(s3, f"{release}quarantine.parquet")))
+    assert published.num_rows + quarantined.num_rows == source.num_rows == 8
+    assert sorted(published.column("image_id").to_pylist() + quarantined.column("image_id").to_pylist()) == sorted(
+        source.column("image_id").to_pylist())
+    assert published.num_rows > 0
+    for row in published.to_pylist():
+        data = _get(s3, release + row["output_uri"])
+        assert hashlib.sha256(data).hexdigest() == row["sha256"], row["image_id"]
+        assert row["source_uri"].startswith(f"s3://{BUCKET}/data/"), row["source_uri"]
+    # The run's scratch space is gone once the release is complete.
+    assert _keys(s3, f"{STORE}.work/s3-1/") == []
+
+
+def test_a_second_release_replaces_latest_and_leaves_no_temporary_files(s3, first_release):
+    summary = sanitize(manifest=MANIFEST, output=OUTPUT, release_id="s3-2")
+    assert summary["counts"]["published"] + summary["counts"]["quarantined"] == summary["counts"]["input"] == 8
+    assert _get(s3, f"{STORE}LATEST").decode() == "s3-2\n"
+    # Both releases stay complete and separate; the first is not touched by the second.
+    for release_id in ("s3-1", "s3-2"):
+        assert f"{STORE}releases/{release_id}/_SUCCESS" in _keys(s3, f"{STORE}releases/{release_id}/")
+    temporary = [k for k in _keys(s3) if re.search(r"(^|/)\.[^/]*\.tmp$|\.tmp$|\.part$|/\.work/", k)]
+    assert temporary == []
+
+
+def test_a_transient_storage_error_is_retried(s3, dataset, monkeypatch):
+    """A write that fails once (a dropped connection) costs a task retry, not the release."""
+    failed: list[str] = []
+    original = s3fs.S3FileSystem._pipe_file
+
+    async def flaky_pipe_file(self, path, data, *args, **kwargs):
+        if "/.work/s3-flaky/records/" in path and not failed:
+            failed.append(path)
+            raise ConnectionResetError(f"injected: connection reset while writing {path}")
+        return await original(self, path, data, *args, **kwargs)
+
+    # The sync `pipe_file` is bound when a filesystem is made: patch, then make a fresh one.
+    monkeypatch.setattr(s3fs.S3FileSystem, "_pipe_file", flaky_pipe_file)
+    s3fs.S3FileSystem.clear_instance_cache()
+    try:
+        summary = sanitize(manifest=MANIFEST, output=OUTPUT, release_id="s3-flaky")
+    finally:
+        monkeypatch.undo()
+        s3fs.S3FileSystem.clear_instance_cache()
+    assert len(failed) == 1
+    assert summary["counts"]["published"] + summary["counts"]["quarantined"] == summary["counts"]["input"] == 8
+    assert _get(s3, f"{STORE}LATEST").decode().strip() == "s3-flaky"
+    assert f"{STORE}releases/s3-flaky/_SUCCESS" in _keys(s3, f"{STORE}releases/s3-flaky/")
+    assert _keys(s3, f"{STORE}.work/s3-flaky/") == []
