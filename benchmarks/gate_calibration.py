@@ -72,7 +72,7 @@ def main() -> None:
                 metrics = measure_edit(damaged, fill, mask).as_record()
                 metrics.pop("components")
                 rows.append({"image_id": f"{name}-{case}-{kind}", "kind": kind, "photo": name,
-                             "outside_changed": 0, **metrics})
+                             "outside_changed": 0, "text_detected": None, **metrics})
     frame = pd.DataFrame(rows)
     suite = load_suite("image_remove")
     outcome = validate(frame.drop(columns=["kind", "photo"]), suite)

@@ -20,7 +20,7 @@ from tasks.uris import RowError, copy, exists, join, read_bytes, write_bytes
 CONTENT_FIELDS = (
     "status", "sha256", "format", "width", "height", "action", "removal", "engine", "clarify",
     "mask_fraction", "outside_changed", "texture_ratio", "noise_ratio", "seam_score",
-    "structure_continuity", "structure_entries", "ghost_score", "privacy_residual", "components",
+    "structure_continuity", "structure_entries", "ghost_score", "text_detected", "privacy_residual", "components",
     "flags", "clean_seconds", "measure_seconds", "extension",
 )
 

@@ -14,6 +14,9 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from tasks.clean.text import TextConfig
+from tasks.detect import DetectConfig
+
 
 class _Strict(BaseModel):
     # A typo in a YAML key must fail loudly, not silently fall back to a default.
@@ -24,7 +27,7 @@ class EngineChoice(_Strict):
     """Which removal engine handles each `removal` class of the manifest."""
 
     object: str = "telea"
-    text: str = "telea"
+    text: str = "text"
 
 
 class TeleaConfig(_Strict):
@@ -91,6 +94,8 @@ class Config(_Strict):
     clarify: Literal["none", "regrain", "sr"] = "regrain"
     regrain: RegrainConfig = RegrainConfig()
     sr: SrConfig = SrConfig()
+    text: TextConfig = TextConfig()
+    detect: DetectConfig = DetectConfig()
     output: OutputConfig = OutputConfig()
     gate: GateConfig = GateConfig()
     report_worst: int = Field(6, ge=0, description="Images per metric shown in the HTML report's worst lists.")

@@ -42,14 +42,16 @@ def paste_object(photo: np.ndarray, patch_source: np.ndarray, centre: tuple[int,
     return (out if photo.ndim == 3 else out[..., 0]), mask
 
 
-def paste_text(photo: np.ndarray, text: str, origin: tuple[int, int], size: int, opacity: int = 255):
-    """Draw `text` with an outline; return (image, box [x0, y0, x1, y1] around it)."""
+def paste_text(photo: np.ndarray, text: str, origin: tuple[int, int], size: int, opacity: int = 255,
+               outline: int = 2):
+    """Draw `text` (with a dark outline of `outline` px); return (image, box [x0, y0, x1, y1] around it)."""
     img = Image.fromarray(photo).convert("RGBA")
     overlay = Image.new("RGBA", img.size, (0, 0, 0, 0))
     draw = ImageDraw.Draw(overlay)
     font = ImageFont.load_default(size=size)
-    draw.text(origin, text, font=font, fill=(255, 255, 255, opacity), stroke_width=2, stroke_fill=(20, 20, 20, opacity))
-    x0, y0, x1, y1 = draw.textbbox(origin, text, font=font, stroke_width=2)
+    draw.text(origin, text, font=font, fill=(255, 255, 255, opacity), stroke_width=outline,
+              stroke_fill=(20, 20, 20, opacity))
+    x0, y0, x1, y1 = draw.textbbox(origin, text, font=font, stroke_width=outline)
     merged = Image.alpha_composite(img, overlay).convert("RGB" if photo.ndim == 3 else "L")
     pad = ANNOTATOR_MARGIN
     return np.asarray(merged), [float(x0 - pad), float(y0 - pad), float(x1 + pad), float(y1 + pad)]
@@ -102,7 +104,8 @@ def write_demo(folder: str) -> str:
     add("coffee-sticker", coffee, edited, "JPEG", "a", "a cup of coffee", ["cup"], mask=mask)
 
     chelsea = photos.chelsea()
-    edited, box = paste_text(chelsea, "(c) STOCK", (120, 120), 44, opacity=150)
+    # A semi-transparent stock-photo watermark: white at 60% opacity, no outline.
+    edited, box = paste_text(chelsea, "(c) STOCK", (120, 120), 44, opacity=150, outline=0)
     add("chelsea-watermark", chelsea, edited, "PNG", "a", "a cat", ["cat"], boxes=[box], removal="text")
 
     rocket = photos.rocket()

@@ -15,6 +15,8 @@ untouched pixels around it (ring width scaled to the component: half the square 
 - `ghost_score` (text): gradient on the removed strokes' contours (edges of the input inside the
   mask) / gradient elsewhere in the fill. A clean fill has no memory of where the letters were
   (≈ 1); left-over outlines score well above.
+- `text_detected` (text): whether the shipped text detector still fires inside the removed
+  region (`text_still_detected`, run by the partition worker, which holds the model).
 - `privacy_residual` (blur): Laplacian std of the blurred region / the same region before: the
   share of fine detail left (≈ 0 for a mosaic).
 
@@ -58,6 +60,18 @@ def outside_changed(original: np.ndarray, final: np.ndarray, mask: np.ndarray) -
     if differs.ndim == 3:
         differs = differs.any(axis=-1)
     return int(np.count_nonzero(differs & ~mask))
+
+
+def text_still_detected(final: np.ndarray, mask: np.ndarray, find_text, margin: int = 24) -> bool:
+    """Does the text detector `find_text(image) -> HxW bool` still fire inside the removed region?
+
+    It runs on a crop around the mask (text is found in context, and a crop is cheap)."""
+    ys, xs = np.nonzero(mask)
+    if not len(ys):
+        return False
+    rows = slice(max(0, ys.min() - margin), ys.max() + margin + 1)
+    cols = slice(max(0, xs.min() - margin), xs.max() + margin + 1)
+    return bool((find_text(final[rows, cols]) & mask[rows, cols]).any())
 
 
 def ring_width(area: int) -> int:

@@ -18,18 +18,17 @@ import pyarrow as pa
 from data_contracts.manifest import row_problem
 from tasks.clarify import get_clarifier
 from tasks.clean import BLUR, EditContext, composite, get_engine
+from tasks.detect import DETECTORS, get_detector
 from tasks.images import decode_photo, encode_photo
 from tasks.masks import build_mask
+from tasks.masks_text import refine_text_mask
 from tasks.cache import content_key, lookup, restore, store
-from tasks.measure import mask_fraction, measure_edit, outside_changed
+from tasks.measure import mask_fraction, measure_edit, outside_changed, text_still_detected
 from tasks.plan import ROW_INDEX, Job
 from tasks.uris import RowError, TransientStorageError, join, read_bytes, read_parquet, resolve, write_bytes, write_parquet
 
 log = logging.getLogger(__name__)
 
-# Detectors (text, faces, plates) plug in here; a row naming one that is not installed is
-# quarantined rather than published with its text or faces still in place.
-DETECTORS: dict[str, object] = {}
 
 COMPONENT_TYPE = pa.struct(
     [
@@ -68,6 +67,7 @@ RECORD_SCHEMA = pa.schema(
         ("structure_continuity", pa.float64()),
         ("structure_entries", pa.int64()),
         ("ghost_score", pa.float64()),
+        ("text_detected", pa.bool_()),
         ("privacy_residual", pa.float64()),
         ("components", pa.list_(COMPONENT_TYPE)),
         ("flags", pa.list_(pa.string())),
@@ -154,9 +154,18 @@ def _compute(row: dict, job: Job, source_bytes: bytes, mask_bytes: bytes | None,
     photo = decode_photo(source_bytes, config.max_pixels)
     trace["stage"] = "find"
     mask = build_mask(row, photo.size, lambda uri: mask_bytes, config.max_pixels)
+    # A row naming a detector that does not exist is quarantined rather than published with its
+    # text or faces still in place.
     missing = [name for name in (row.get("detect") or []) if name not in DETECTORS]
     if missing:
-        raise RowError(f"detector(s) {missing} requested but not available; available: {sorted(DETECTORS) or 'none'}")
+        raise RowError(f"detector(s) {missing} requested but not available; available: {sorted(DETECTORS)}")
+    for name in row.get("detect") or []:
+        mask |= get_detector(name, config)(photo.colour)
+    is_text = (row.get("removal") or "object") == "text" and (row.get("action") or "remove") == "remove"
+    if is_text and mask.any():
+        # Stroke-accurate: the hole is the letters (and their halo), not the box around them, so
+        # the photo between the letters is never re-invented, re-grained or counted as edited.
+        mask = refine_text_mask(photo.colour, mask, grow=config.text.grow, margin=config.text.margin)
     fraction = mask_fraction(mask)
     if fraction > config.max_mask_fraction:
         raise RowError(
@@ -171,7 +180,7 @@ def _compute(row: dict, job: Job, source_bytes: bytes, mask_bytes: bytes | None,
         result["flags"].append("empty_mask")
     else:
         context = EditContext(row["image_id"], row.get("removal") or "object", row.get("action") or "remove",
-                              seed_for(row["image_id"]), config)
+                              seed_for(row["image_id"]), config, strokes_refined=is_text)
         trace["stage"] = "clean"
         result["engine"] = engine_name
         final = composite(photo.colour, get_engine(engine_name, config)(photo.colour, mask, context), mask)
@@ -186,6 +195,8 @@ def _compute(row: dict, job: Job, source_bytes: bytes, mask_bytes: bytes | None,
     result["outside_changed"] = outside_changed(photo.colour, final, mask)
     result.update(measure_edit(photo.colour, final, mask, row.get("action") or "remove",
                                row.get("removal") or "object").as_record())
+    if is_text and mask.any():
+        result["text_detected"] = text_still_detected(final, mask, get_detector("text", config).regions)
     result["measure_seconds"] = time.perf_counter() - measure_started
 
     trace["stage"] = "write"

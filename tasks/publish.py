@@ -35,12 +35,12 @@ from tasks.uris import join, read_parquet, remove_tree, replace_atomically, writ
 # resumed run and an incremental run write them byte for byte the same. Timings live apart.
 PUBLISHED_COLUMNS = [
     "image_id", "output_uri", "source_uri", "sha256", "format", "width", "height", "action", "removal",
-    "engine", "clarify", "mask_fraction", "outside_changed", *METRIC_COLUMNS, "components", "flags",
-    "content_key",
+    "engine", "clarify", "mask_fraction", "outside_changed", *METRIC_COLUMNS, "text_detected", "components",
+    "flags", "content_key",
 ]
 QUARANTINE_COLUMNS = [
     "image_id", "source_uri", "reason", "review_uri", "action", "removal", "engine", "mask_fraction",
-    *METRIC_COLUMNS,
+    *METRIC_COLUMNS, "text_detected",
 ]
 TIMING_COLUMNS = ["image_id", "status", "reused", "clean_seconds", "measure_seconds", "seconds"]
 QUARANTINE_DIR = "quarantine"

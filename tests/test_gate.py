@@ -15,7 +15,7 @@ def records(**columns) -> pd.DataFrame:
     base = {"image_id": [f"img-{i}" for i in range(n)], "status": ["published"] * n, "action": ["remove"] * n,
             "mask_fraction": [0.03] * n, "outside_changed": [0] * n, "texture_ratio": [1.0] * n,
             "noise_ratio": [1.0] * n, "seam_score": [1.0] * n, "structure_continuity": [0.5] * n,
-            "ghost_score": [np.nan] * n, "privacy_residual": [np.nan] * n}
+            "ghost_score": [np.nan] * n, "text_detected": [None] * n, "privacy_residual": [np.nan] * n}
     base.update(columns)
     return pd.DataFrame(base)
 
@@ -87,3 +87,9 @@ def test_medians_of_nothing_are_skipped_not_failed():
     assert outcome.success
     assert "expect_column_median_to_be_between(texture_ratio)" in outcome.result["skipped_for_lack_of_values"]
     assert gate_release(records(texture_ratio=[1.0]).iloc[:0], 0, Config()).success
+
+
+def test_text_the_detector_still_finds_is_refused():
+    frame = records(text_detected=[False, True, None])
+    (outcome,) = gate_images(frame, Config())
+    assert outcome.row_failures == {"img-1": ["expect_column_values_to_be_in_set(text_detected)"]}

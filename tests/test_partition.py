@@ -70,7 +70,7 @@ def _bomb() -> bytes:
         ({"image_uri": "img.png", "mask_uri": "nomask.png"}, "find: mask not found"),
         ({"image_uri": "img.png", "boxes": [[0, 0, 512, 512]]}, "find: mask covers 100% of the image"),
         ({"image_uri": "img.png", "boxes": [[600, 600, 700, 700]]}, "find: box 0 [600, 600, 700, 700] lies outside"),
-        ({"image_uri": "img.png", "detect": ["faces"]}, "find: detector(s) ['faces'] requested but not available"),
+        ({"image_uri": "img.png", "detect": ["plates"]}, "find: detector(s) ['plates'] requested but not available"),
         ({"image_uri": "img.png", "removal": "logo"}, "check: removal must be one of"),
         ({"image_uri": None}, "check: image_uri is empty"),
     ],

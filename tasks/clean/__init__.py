@@ -21,6 +21,7 @@ import numpy as np
 
 from tasks.clean.blur import MosaicBlur
 from tasks.clean.telea import Telea
+from tasks.clean.text import TextRemover
 
 if TYPE_CHECKING:
     from tasks.config import Config
@@ -35,6 +36,7 @@ class EditContext:
     action: str  # "remove" | "blur"
     seed: int  # derived from image_id, so random searches repeat exactly on a rerun
     config: "Config"
+    strokes_refined: bool = False  # text rows: the Find step already cut the mask to the letters
 
 
 class Engine(Protocol):
@@ -44,7 +46,7 @@ class Engine(Protocol):
 
 
 # Removal engines, chosen per `removal` class in the config.
-ENGINES: dict[str, type] = {Telea.name: Telea}
+ENGINES: dict[str, type] = {Telea.name: Telea, TextRemover.name: TextRemover}
 # The privacy action; not a removal engine.
 BLUR = MosaicBlur
 

@@ -1,0 +1,165 @@
+"""`text`: where the text is, by PP-OCR's DB text detector (the ONNX model that rapidocr ships).
+
+M. Liao et al., "Real-time Scene Text Detection with Differentiable Binarization", AAAI 2020.
+The network predicts a per-pixel text probability; its connected regions are text lines shrunk by
+construction, so each is grown back (DB's "unclip") into a coarse line region, and
+`tasks.masks_text.refine_text_mask` then cuts that region down to the stroke pixels: the hole
+becomes as small as the letters, not their box.
+
+The detector fires on some text-like photo structure (a cat's eyes, a saucer's rim), so each
+region is confirmed by the PP-OCR recogniser (CRNN/SVTR with CTC) and kept only if it reads as at
+least two characters with rapidocr's own confidence floor. The model files are read from the
+installed rapidocr package (no download, ever); onnxruntime runs them on CUDA when the installed
+onnxruntime offers it, else on the CPU.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from tasks.masks_text import refine_text_mask
+
+DET_MODEL = "PP-OCRv6_det_small.onnx"
+REC_MODEL = "PP-OCRv6_rec_small.onnx"
+
+
+class TextDetectConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    min_side: int = Field(736, ge=64, description="Smaller photos are upscaled to this short side first: small text needs pixels.")
+    max_side: int = Field(2016, ge=256, description="Larger photos are downscaled to this long side: the network's cost grows with pixels.")
+    threshold: float = Field(0.3, gt=0, lt=1, description="Text probability above which a pixel belongs to a text kernel.")
+    min_score: float = Field(0.5, gt=0, lt=1, description="Mean probability a kernel needs to count as text.")
+    unclip: float = Field(2.0, gt=0, description="DB unclip ratio: kernels grow by area * unclip / perimeter.")
+    margin: int = Field(3, ge=0, description="Extra pixels around each grown region, so no anti-aliased edge falls outside.")
+    refine: bool = Field(True, description="Cut each region down to its strokes (False: return the line regions).")
+    confirm: bool = Field(True, description="Keep a region only if the PP-OCR recogniser reads text in it.")
+    min_text_score: float = Field(0.5, ge=0, le=1, description="Recogniser confidence a region needs (rapidocr's own text_score).")
+    min_chars: int = Field(2, ge=1, description="Characters a region must read as: lone glyphs are the detector's usual false alarms (eyes, fur, lace).")
+
+
+def bundled_model(name: str) -> Path:
+    """Path of a model file inside the installed rapidocr wheel; fails loudly if it is missing."""
+    try:
+        import rapidocr
+    except ImportError as exc:  # pragma: no cover - the dependency is declared
+        raise RuntimeError("the text detector needs the `rapidocr` package (pip install rapidocr)") from exc
+    path = Path(rapidocr.__file__).parent / "models" / name
+    if not path.is_file():
+        raise RuntimeError(f"{path} is missing: this rapidocr version does not ship {name}; pin the one in pyproject.toml")
+    return path
+
+
+def onnx_session(path: Path, device: str = "auto"):
+    """An onnxruntime session on CUDA when it is offered (and allowed), else the CPU."""
+    import onnxruntime as ort
+
+    providers = ["CPUExecutionProvider"]
+    if device != "cpu" and "CUDAExecutionProvider" in ort.get_available_providers():
+        providers.insert(0, "CUDAExecutionProvider")
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    return ort.InferenceSession(str(path), sess_options=options, providers=providers)
+
+
+def text_reader(device: str = "auto"):
+    """rapidocr's OCR (detect + recognise) on the bundled models: the detector's confirmation, and
+    the ghost check of tests and benchmarks.
+
+    Every model path is given explicitly, so rapidocr never reaches its download code.
+    """
+    import onnxruntime as ort
+    from rapidocr import RapidOCR
+
+    cuda = device != "cpu" and "CUDAExecutionProvider" in ort.get_available_providers()
+    return RapidOCR(params={
+        "EngineConfig.onnxruntime.use_cuda": cuda,
+        "Det.model_path": str(bundled_model(DET_MODEL)),
+        "Rec.model_path": str(bundled_model(REC_MODEL)),
+        "Cls.model_path": str(bundled_model("ch_ppocr_mobile_v2.0_cls_mobile.onnx")),
+        "Global.use_cls": False,
+        "Global.log_level": "error",
+    })
+
+
+class TextDetector:
+    name = "text"
+
+    def __init__(self, config=None):
+        detect = getattr(config, "detect", None)
+        self.settings: TextDetectConfig = getattr(detect, "text", None) or TextDetectConfig()
+        self.session = onnx_session(bundled_model(DET_MODEL), getattr(config, "device", "auto"))
+        self.input_name = self.session.get_inputs()[0].name
+        self.reader = text_reader(getattr(config, "device", "auto")) if self.settings.confirm else None
+
+    def reads_text(self, crop: np.ndarray) -> bool:
+        """Whether the recogniser reads at least `min_chars` characters, confidently, in `crop`."""
+        if crop.ndim == 2:
+            crop = cv2.cvtColor(crop, cv2.COLOR_GRAY2RGB)
+        result = self.reader(np.ascontiguousarray(crop[..., ::-1]), use_det=False, use_cls=False, use_rec=True)
+        return any(
+            score >= self.settings.min_text_score and sum(ch.isalnum() for ch in text) >= self.settings.min_chars
+            for text, score in zip(result.txts or (), result.scores or ())
+        )
+
+    def probability(self, image: np.ndarray) -> np.ndarray:
+        """DB text probability, float32 in [0, 1], at the network's resolution (multiples of 32)."""
+        rgb = cv2.cvtColor(image, cv2.COLOR_GRAY2RGB) if image.ndim == 2 else image
+        height, width = rgb.shape[:2]
+        scale = max(1.0, self.settings.min_side / min(height, width))
+        scale = min(scale, self.settings.max_side / max(height, width))
+        size = (max(32, round(width * scale / 32) * 32), max(32, round(height * scale / 32) * 32))
+        resized = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+        # PP-OCR was trained on BGR (cv2.imread) scaled to [-1, 1].
+        pixels = (resized[..., ::-1].astype(np.float32) / 127.5 - 1.0).transpose(2, 0, 1)[None]
+        return self.session.run(None, {self.input_name: np.ascontiguousarray(pixels)})[0][0, 0]
+
+    def regions(self, image: np.ndarray) -> np.ndarray:
+        """Text line regions (HxW bool) in the image's frame, before stroke refinement."""
+        height, width = image.shape[:2]
+        prob = self.probability(image)
+        kernels = (prob > self.settings.threshold).astype(np.uint8)
+        kernels = cv2.dilate(kernels, np.ones((2, 2), np.uint8))  # as DB's post-processing: join broken kernels
+        count, labels, stats, _ = cv2.connectedComponentsWithStats(kernels, connectivity=8)
+        grown = np.zeros_like(kernels)
+        for i in range(1, count):
+            x, y, w, h, area = stats[i]
+            if min(w, h) < 3:
+                continue
+            component = labels[y:y + h, x:x + w] == i
+            if prob[y:y + h, x:x + w][component].mean() < self.settings.min_score:
+                continue
+            contours, _ = cv2.findContours(component.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+            perimeter = max(sum(cv2.arcLength(c, True) for c in contours), 1.0)
+            distance = int(np.ceil(area * self.settings.unclip / perimeter))
+            # Grow the kernel by `distance` (DB's unclip, done on the pixel mask rather than a polygon).
+            pad = distance + 1
+            y0, y1, x0, x1 = max(0, y - pad), min(prob.shape[0], y + h + pad), max(0, x - pad), min(prob.shape[1], x + w + pad)
+            window = (labels[y0:y1, x0:x1] == i).astype(np.uint8)
+            disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * distance + 1, 2 * distance + 1))
+            region = cv2.dilate(window, disk)
+            if self.reader is not None:
+                sy, sx = height / prob.shape[0], width / prob.shape[1]
+                ys, xs = np.nonzero(region)
+                crop = image[int((y0 + ys.min()) * sy):int(np.ceil((y0 + ys.max() + 1) * sy)),
+                             int((x0 + xs.min()) * sx):int(np.ceil((x0 + xs.max() + 1) * sx))]
+                if crop.size == 0 or not self.reads_text(crop):
+                    continue
+            grown[y0:y1, x0:x1] |= region
+        if not grown.any():
+            return np.zeros((height, width), dtype=bool)
+        mask = cv2.resize(grown, (width, height), interpolation=cv2.INTER_NEAREST).astype(bool)
+        if self.settings.margin:
+            side = 2 * self.settings.margin + 1
+            mask = cv2.dilate(mask.astype(np.uint8), np.ones((side, side), np.uint8)).astype(bool)
+        return mask
+
+    def __call__(self, image: np.ndarray) -> np.ndarray:
+        regions = self.regions(image)
+        if not self.settings.refine or not regions.any():
+            return regions
+        return refine_text_mask(image, regions)

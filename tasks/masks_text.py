@@ -1,0 +1,134 @@
+"""Text masks: cut a box (or a detector's line region) down to the pixels of the letters.
+
+A box around a caption is mostly photo; filling all of it throws away true pixels that were never
+covered. Inside each region the strokes are found as thin structures that stand out from a
+background estimate, per colour channel and in both polarities: the difference to a median
+background, and the morphological top-hat / black-hat (F. Meyer, "Contrast feature extraction",
+1977). Light letters on dark, dark on light, a light fill inside a dark outline and
+semi-transparent watermarks (which lift or darken the photo under them) all show up. Each
+(channel, polarity) is thresholded by Otsu's method, floored by the photo's own texture measured
+on the untouched ring around the region, and grown by hysteresis. The wrong polarity fires on the
+background between the strokes, so only those whose pixels stand out from the ring's colour in
+their own direction are kept. The strokes are then grown by a few pixels to take the anti-aliased
+edges and halos. Where nothing plausible is found the region is kept whole: a refinement must never
+under-remove. Thin photo structures inside the region (a mortar line, a wire) go with the text:
+the price of that rule.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from tasks.masks import mask_components
+
+MIN_CONTRAST = 10.0  # grey levels: weaker "strokes" are noise or JPEG ringing, not text
+MIN_RING = 64  # ring pixels needed to trust the texture floor measured there
+MAX_COVER = 0.75  # "strokes" covering more of a region than this mean it is not text on a photo
+SMOOTH = 1.0  # px: the blur that averages grain out of the contrast, well under a stroke's width
+
+
+def _odd(value: float, low: int, high: int) -> int:
+    value = int(np.clip(round(value), low, high))
+    return value | 1
+
+
+def _otsu(values: np.ndarray) -> float:
+    """Otsu's threshold (N. Otsu, IEEE SMC 1979) of non-negative float values."""
+    if values.size < 2 or values.max() <= values.min():
+        return float(values.max(initial=0.0))
+    scaled = np.clip(values * (255.0 / values.max()), 0, 255).astype(np.uint8)
+    level, _ = cv2.threshold(scaled.reshape(-1, 1), 0, 255, cv2.THRESH_BINARY | cv2.THRESH_OTSU)
+    return float(level) * values.max() / 255.0
+
+
+def _contrasts(pixels: np.ndarray, side: int) -> list[tuple[int, float, np.ndarray]]:
+    """(channel, sign, strength) of light (+1) and dark (-1) structures thinner than `side`, per channel.
+
+    Per channel, because coloured text can be light in one channel and dark in another (yellow on
+    blue); the background is the channel's median over a `side` window, which letters (a minority
+    of any such window) do not move, and a light blur averages out the photo's grain.
+    """
+    planes = pixels[..., None] if pixels.ndim == 2 else pixels
+    out = []
+    for c in range(planes.shape[-1]):
+        plane = np.ascontiguousarray(planes[..., c])
+        background = cv2.medianBlur(cv2.copyMakeBorder(plane, side // 2, side // 2, side // 2, side // 2, cv2.BORDER_REFLECT), side)
+        background = background[side // 2:-(side // 2), side // 2:-(side // 2)]
+        diff = cv2.GaussianBlur(plane.astype(np.float32) - background.astype(np.float32), (0, 0), SMOOTH)
+        out.append((c, 1.0, np.maximum(diff, 0)))
+        out.append((c, -1.0, np.maximum(-diff, 0)))
+        kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (side, side))
+        out.append((c, 1.0, cv2.morphologyEx(plane, cv2.MORPH_TOPHAT, kernel, borderType=cv2.BORDER_REFLECT).astype(np.float32)))
+        out.append((c, -1.0, cv2.morphologyEx(plane, cv2.MORPH_BLACKHAT, kernel, borderType=cv2.BORDER_REFLECT).astype(np.float32)))
+    return out
+
+
+def _hysteresis(response: np.ndarray, seeds: np.ndarray, low: float) -> np.ndarray:
+    """Pixels above `low` connected to a seed (Canny's hysteresis): faint stroke ends and
+    anti-aliased edges come with the stroke they belong to, faint texture elsewhere does not."""
+    weak = (response > low).astype(np.uint8)
+    count, labels = cv2.connectedComponents(weak, connectivity=8)
+    keep = np.zeros(count, dtype=bool)
+    keep[np.unique(labels[seeds])] = True
+    keep[0] = False
+    return keep[labels]
+
+
+def _strokes(pixels: np.ndarray, inside: np.ndarray) -> np.ndarray | None:
+    """Stroke pixels of one region (None when no plausible text is found)."""
+    # Half the region's thickness ~ half the line height: wider than any stroke of that text.
+    half = cv2.distanceTransform(inside.astype(np.uint8), cv2.DIST_L2, 3).max()
+    side = _odd(half, 5, 61)
+    ring = ~inside
+    has_ring = np.count_nonzero(ring) >= MIN_RING
+    colour = pixels.reshape(pixels.shape[0], pixels.shape[1], -1).astype(np.float32)
+    reference = colour[ring].mean(axis=0) if has_ring else np.median(colour[inside], axis=0)
+    found = []
+    for channel, sign, response in _contrasts(pixels, side):
+        floor = MIN_CONTRAST
+        if has_ring:
+            floor = max(floor, float(np.percentile(response[ring], 95)))
+        level = max(MIN_CONTRAST, min(floor, _otsu(response[inside])))
+        seeds = response > level
+        candidates = _hysteresis(response, seeds, max(MIN_CONTRAST, 0.7 * level)) & inside
+        if not candidates.any():
+            continue
+        # The wrong polarity fires on the background between strokes, whose colour is the ring's;
+        # true strokes stand out from the ring in their own direction.
+        offset = float(sign * (colour[..., channel][candidates].mean() - reference[channel]))
+        found.append((offset, candidates))
+    best = max((offset for offset, _ in found), default=0.0)
+    if best < MIN_CONTRAST:
+        return None
+    strokes = np.zeros(inside.shape, dtype=bool)
+    for offset, candidates in found:
+        if offset >= max(MIN_CONTRAST, 0.5 * best):  # several kept: a light fill inside a dark outline
+            strokes |= candidates
+    cover = np.count_nonzero(strokes) / max(np.count_nonzero(inside), 1)
+    if cover > MAX_COVER:
+        return None
+    return strokes
+
+
+def refine_text_mask(image: np.ndarray, coarse_mask: np.ndarray, grow: int = 2, margin: int = 12) -> np.ndarray:
+    """The stroke pixels of the text inside `coarse_mask`, grown by `grow` px, within `coarse_mask`.
+
+    image: HxWx3 RGB or HxW grey uint8; coarse_mask: HxW bool (boxes, polygons or detector
+    regions). Returns HxW bool. Regions where no plausible strokes are found stay whole.
+    """
+    coarse_mask = coarse_mask.astype(bool)
+    refined = np.zeros_like(coarse_mask)
+    if not coarse_mask.any():
+        return refined
+    for rows, cols in mask_components(coarse_mask, margin):
+        inside = coarse_mask[rows, cols]
+        strokes = _strokes(image[rows, cols], inside)
+        if strokes is None:
+            refined[rows, cols] |= inside
+            continue
+        if grow:
+            disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1))
+            strokes = cv2.dilate(strokes.astype(np.uint8), disk).astype(bool)
+        refined[rows, cols] |= strokes & inside
+    return refined

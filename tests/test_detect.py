@@ -1,0 +1,107 @@
+"""Detectors on real photos with the real bundled models (no mocks, no network)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw, ImageFont
+from skimage import data
+
+import tasks.detect as detect
+from tasks.config import Config
+from tasks.detect import DETECTORS, get_detector
+from tasks.detect.text import TextDetector
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> float:
+    return np.count_nonzero(a & b) / max(np.count_nonzero(a | b), 1)
+
+
+def box_of(mask: np.ndarray) -> np.ndarray:
+    ys, xs = np.nonzero(mask)
+    out = np.zeros_like(mask)
+    out[ys.min():ys.max() + 1, xs.min():xs.max() + 1] = True
+    return out
+
+
+def with_text(photo: np.ndarray, text: str, xy, size: int, fill=(255, 255, 255)) -> tuple[np.ndarray, np.ndarray]:
+    image = Image.fromarray(photo)
+    draw = ImageDraw.Draw(image)
+    font = ImageFont.load_default(size=size)
+    draw.text(xy, text, font=font, fill=fill)
+    x0, y0, x1, y1 = draw.textbbox(xy, text, font=font)
+    truth = np.zeros(photo.shape[:2], bool)
+    truth[y0:y1, x0:x1] = True
+    return np.asarray(image), truth
+
+
+@pytest.fixture(scope="module")
+def text_detector():
+    return get_detector("text", Config())
+
+
+def test_registry_names_the_detectors():
+    assert set(DETECTORS) == {"text", "faces"}
+    for name, cls in DETECTORS.items():
+        assert cls.name == name
+
+
+@pytest.mark.parametrize("photo, text, xy, size, fill", [
+    (data.coffee(), "Morning Coffee", (40, 300), 36, (255, 255, 255)),
+    (data.astronaut(), "NASA 1984", (300, 30), 30, (255, 230, 0)),
+    (data.chelsea(), "my cat", (250, 40), 40, (20, 20, 20)),
+], ids=["light-on-coffee", "yellow-on-astronaut", "dark-on-chelsea"])
+def test_text_detector_finds_drawn_text_and_returns_its_strokes(text_detector, photo, text, xy, size, fill):
+    image, truth_box = with_text(photo, text, xy, size, fill)
+    ink = (image != photo).any(axis=-1)
+
+    regions = text_detector.regions(image)
+    mask = text_detector(image)
+
+    assert mask.shape == image.shape[:2] and mask.dtype == bool
+    found = regions & box_of(truth_box | (regions & truth_box))
+    assert iou(box_of(found), truth_box) > 0.6, "the detected line should match the drawn text's box"
+    assert np.count_nonzero(mask & ink) / np.count_nonzero(ink) >= 0.98, "every changed pixel is in the mask"
+    assert mask.sum() < regions.sum(), "text detections come back as strokes, not boxes"
+
+
+def test_text_detector_finds_nothing_on_a_photo_without_text(text_detector):
+    for photo in (data.chelsea(), data.coffee(), data.astronaut(), data.rocket()):
+        assert not text_detector(photo).any()
+
+
+def test_text_detector_handles_grey_photos(text_detector):
+    image, truth = with_text(data.camera(), "Camera 7", (300, 440), 36, 255)
+    found = text_detector.regions(image)
+    assert iou(box_of(found & box_of(truth | (found & truth))), truth) > 0.6
+
+
+def test_face_detector_finds_the_astronauts_face():
+    faces = get_detector("faces", Config())
+    mask = faces(data.astronaut())
+    face = np.zeros((512, 512), bool)
+    face[70:170, 175:270] = True  # Eileen Collins' face, by eye
+    labels = [box for box in faces.boxes(data.astronaut())]
+    best = max(iou(face, np.pad(np.ones((y1 - y0, x1 - x0), bool), ((y0, 512 - y1), (x0, 512 - x1)))) for x0, y0, x1, y1 in labels)
+    assert best > 0.5
+    assert mask[face].mean() > 0.95, "the whole face is inside a box to blur"
+    assert not faces(data.coffee()).any()
+
+
+def test_detectors_are_built_once_per_config(monkeypatch):
+    built = []
+    original = TextDetector.__init__
+
+    def counting(self, config=None):
+        built.append(1)
+        original(self, config)
+
+    monkeypatch.setattr(TextDetector, "__init__", counting)
+    monkeypatch.setattr(detect, "_instances", {})
+    config = Config()
+    first = get_detector("text", config)
+    image = data.coffee()
+    for _ in range(2):
+        assert get_detector("text", config) is first
+        first(image)
+    assert len(built) == 1
