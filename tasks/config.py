@@ -14,6 +14,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from tasks.clean.exemplar import ExemplarConfig
 from tasks.clean.text import TextConfig
 from tasks.detect import DetectConfig
 
@@ -26,7 +27,7 @@ class _Strict(BaseModel):
 class EngineChoice(_Strict):
     """Which removal engine handles each `removal` class of the manifest."""
 
-    object: str = "telea"
+    object: str = "exemplar"
     text: str = "text"
 
 
@@ -88,6 +89,7 @@ class Config(_Strict):
     max_pixels: int = Field(100_000_000, ge=1, description="Images above this many pixels are quarantined (decompression bombs).")
     max_mask_fraction: float = Field(0.9, gt=0, le=1, description="A mask covering more of the image leaves nothing to fill from.")
     engines: EngineChoice = EngineChoice()
+    exemplar: ExemplarConfig = ExemplarConfig()
     telea: TeleaConfig = TeleaConfig()
     blur: BlurConfig = BlurConfig()
     steps: tuple[Literal["clean", "clarify"], ...] = ("clean", "clarify")
@@ -100,6 +102,10 @@ class Config(_Strict):
     gate: GateConfig = GateConfig()
     report_worst: int = Field(6, ge=0, description="Images per metric shown in the HTML report's worst lists.")
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    torch_threads: int = Field(
+        1, ge=1, description="CPU threads torch may use inside one partition task. Partitions give the "
+        "parallelism; with 1, outputs are the same bytes on every machine (a parallel reduction's "
+        "order depends on the thread count).")
 
     @field_validator("engines")
     @classmethod
@@ -131,7 +137,8 @@ class Config(_Strict):
     def pixel_digest(self) -> str:
         """A hash of the settings that can change a row's output or record: changing the gate,
         the partition size or the worker count reuses finished work; changing an engine does not."""
-        relevant = self.model_dump(mode="json", exclude={"gate", "partition_size", "workers", "report_worst"})
+        relevant = self.model_dump(mode="json", exclude={"gate", "partition_size", "workers", "report_worst",
+                                                          "torch_threads"})
         return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()
 
 

@@ -14,6 +14,7 @@ import time
 import traceback
 
 import pyarrow as pa
+import torch
 
 from data_contracts.manifest import row_problem
 from tasks.clarify import get_clarifier
@@ -213,6 +214,7 @@ def _compute(row: dict, job: Job, source_bytes: bytes, mask_bytes: bytes | None,
 
 def process_partition(partition_uri: str, job: Job) -> str:
     """Edit every row of one partition; return the URI of its records file."""
+    torch.set_num_threads(job.config.torch_threads)
     rows = read_parquet(partition_uri).to_pylist()
     records = [edit_row(row, job) for row in rows]
     name = partition_uri.rstrip("/").rsplit("/", 1)[-1]

@@ -12,6 +12,24 @@ from tasks.demo import write_demo
 from tasks.plan import Job
 
 
+# For tests of the plumbing (resume, scale-out, storage), not of fill quality: every row is
+# published whatever its metrics, so that a borderline fill cannot fail a test about kill -9.
+LENIENT_GATE = {
+    "gate": {
+        "max_quarantine_fraction": 1.0,
+        "overrides": [
+            {"suite": "image_remove", "expectation": "expect_column_values_to_be_between", "column": column,
+             "kwargs": {"min_value": 0.0, "max_value": 1e12}}
+            for column in ("texture_ratio", "noise_ratio", "seam_score")
+        ] + [
+            {"suite": "release", "expectation": "expect_column_median_to_be_between", "column": column,
+             "kwargs": {"min_value": 0.0, "max_value": 1e12}}
+            for column in ("texture_ratio", "noise_ratio", "structure_continuity")
+        ],
+    }
+}
+
+
 @pytest.fixture(scope="session")
 def prefect_harness():
     """One real (temporary, SQLite-backed) Prefect API server for the whole test session."""

@@ -61,7 +61,7 @@ def test_release_contract(demo_release):
     assert info["counts"] == {"input": 8, "published": 8, "quarantined": 0, "flagged": 1, "partitions": 2,
                               "computed": 8, "reused": 0}
     assert info["input_manifest"]["rows"] == 8 and len(info["input_manifest"]["sha256"]) == 64
-    assert info["config"]["engines"]["object"] == "telea" and "version" in info["code_version"]
+    assert info["config"]["engines"]["object"] == "exemplar" and "version" in info["code_version"]
     assert summary["release_id"] == "demo-1"
 
 
@@ -263,3 +263,21 @@ def test_validate_command_passes_a_release_and_catches_tampering(gated_release):
         assert done.returncode == 1 and "sha256" in done.stdout
     finally:
         published.write_bytes(original)
+
+
+def test_the_ui_gets_progress_a_summary_table_and_a_report_link(demo_release):
+    import asyncio
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    async def artifacts(key):
+        async with get_client() as client:
+            return await client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])))
+
+    progress = asyncio.run(artifacts("sanitize-progress"))
+    assert progress and max(a.data for a in progress) == 100.0
+    (table,) = [a for a in asyncio.run(artifacts("release-summary")) if "demo-1" in (a.description or "")][:1]
+    assert '"published"' in table.data and '"input"' in table.data
+    report = [a for a in asyncio.run(artifacts("release-report")) if "demo-1" in a.data]
+    assert report and "report/index.html" in report[0].data

@@ -34,7 +34,7 @@ def test_a_removal_changes_only_the_mask(photo_job, tmp_path):
     original = photos.astronaut()
     assert (out[~mask] == original[~mask]).all()
     assert (out[mask] != original[mask]).any()
-    assert record["outside_changed"] == 0 and record["engine"] == "telea"
+    assert record["outside_changed"] == 0 and record["engine"] == "exemplar"
     assert record["mask_fraction"] == pytest.approx(mask.mean())
 
 
@@ -92,12 +92,12 @@ def test_bad_input_is_quarantined_with_its_reason(photo_job, tmp_path, fields, r
 
 
 def test_an_engine_crash_costs_one_row_not_the_run(photo_job, monkeypatch):
-    from tasks.clean.telea import Telea
+    from tasks.clean.exemplar import Exemplar
 
     def broken(self, image, mask, context):
         raise ZeroDivisionError("engine bug")
 
-    monkeypatch.setattr(Telea, "__call__", broken)
+    monkeypatch.setattr(Exemplar, "__call__", broken)
     record = edit_row(row(image_uri="img.png", boxes=[[1, 1, 9, 9]]), photo_job)
     assert record["status"] == "quarantined"
     assert record["reason"] == "clean: internal error ZeroDivisionError: engine bug"

@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 from skimage import data as photos
 
-from conftest import save
+from conftest import LENIENT_GATE, save
 from flows.sanitize import sanitize
 
 PHOTOS = ["astronaut", "coffee", "chelsea", "rocket", "camera", "grass", "gravel", "brick"]
@@ -47,10 +47,10 @@ def release_bytes(output, release_id) -> dict[str, bytes]:
 def test_a_daily_run_computes_only_the_new_rows(tmp_path):
     data = tmp_path / "data"
     first = dataset(data, 6)
-    summary = sanitize(manifest=first, output=str(tmp_path / "out"), release_id="day-1")
+    summary = sanitize(manifest=first, output=str(tmp_path / "out"), config=LENIENT_GATE, release_id="day-1")
     assert summary["counts"]["computed"] == 6 and summary["counts"]["reused"] == 0
     second = dataset(data, 9)  # three uploads more
-    summary = sanitize(manifest=second, output=str(tmp_path / "out"), release_id="day-2")
+    summary = sanitize(manifest=second, output=str(tmp_path / "out"), config=LENIENT_GATE, release_id="day-2")
     assert summary["counts"]["computed"] == 3 and summary["counts"]["reused"] == 6
     day1 = pq.read_table(tmp_path / "out" / "releases" / "day-1" / "manifest.parquet").to_pylist()
     day2 = {r["image_id"]: r for r in pq.read_table(tmp_path / "out" / "releases" / "day-2" / "manifest.parquet").to_pylist()}
@@ -65,10 +65,10 @@ def test_a_daily_run_computes_only_the_new_rows(tmp_path):
 @pytest.mark.usefixtures("prefect_harness")
 def test_a_settings_change_that_alters_pixels_recomputes(tmp_path):
     manifest = dataset(tmp_path / "data", 3)
-    sanitize(manifest=manifest, output=str(tmp_path / "out"), release_id="a")
-    gate_only = {"gate": {"max_quarantine_fraction": 0.5}}  # no pixel changes: reuse
+    sanitize(manifest=manifest, output=str(tmp_path / "out"), config=LENIENT_GATE, release_id="a")
+    gate_only = {"gate": {**LENIENT_GATE["gate"], "max_quarantine_fraction": 0.9}}  # no pixel changes: reuse
     assert sanitize(manifest=manifest, output=str(tmp_path / "out"), config=gate_only, release_id="b")["counts"]["reused"] == 3
-    other_engine = {"regrain": {"feather": 5.0}}
+    other_engine = {**LENIENT_GATE, "regrain": {"feather": 5.0}}
     assert sanitize(manifest=manifest, output=str(tmp_path / "out"), config=other_engine, release_id="c")["counts"]["computed"] == 3
 
 
@@ -83,7 +83,10 @@ def _run(manifest, output, release_id, config):
 def test_kill_9_mid_run_then_rerun_gives_the_same_release(tmp_path):
     manifest = dataset(tmp_path / "data", 12)
     config = tmp_path / "config.yaml"
-    config.write_text("partition_size: 1\nworkers: 1\n")  # slow and steady: easy to kill mid-way
+    import yaml
+
+    # One row per partition, one at a time: slow and steady, easy to kill mid-way.
+    config.write_text(yaml.safe_dump({"partition_size": 1, "workers": 1, **LENIENT_GATE}))
 
     reference = _run(manifest, tmp_path / "reference", "r", config)
     assert reference.wait(timeout=600) == 0, reference.stdout.read()[-3000:]

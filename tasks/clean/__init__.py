@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 
 from tasks.clean.blur import MosaicBlur
+from tasks.clean.exemplar import Exemplar
 from tasks.clean.telea import Telea
 from tasks.clean.text import TextRemover
 
@@ -46,7 +47,7 @@ class Engine(Protocol):
 
 
 # Removal engines, chosen per `removal` class in the config.
-ENGINES: dict[str, type] = {Telea.name: Telea, TextRemover.name: TextRemover}
+ENGINES: dict[str, type] = {Exemplar.name: Exemplar, Telea.name: Telea, TextRemover.name: TextRemover}
 # The privacy action; not a removal engine.
 BLUR = MosaicBlur
 

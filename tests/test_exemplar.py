@@ -1,0 +1,110 @@
+import cv2
+import numpy as np
+import pytest
+from skimage import data as photos
+
+from tasks.clean import EditContext, composite
+from tasks.clean.exemplar import Exemplar, ExemplarConfig
+from tasks.clean.telea import Telea
+from tasks.config import Config
+
+
+def context(seed=1):
+    return EditContext("img", "object", "remove", seed, Config())
+
+
+def laplacian_std(image, region):
+    return cv2.Laplacian(image.astype(np.float32), cv2.CV_32F, ksize=1)[region].std()
+
+
+@pytest.fixture(scope="module")
+def engine():
+    return Exemplar(Config())
+
+
+def blob(shape, centre, axes):
+    mask = np.zeros(shape, np.uint8)
+    cv2.ellipse(mask, centre, axes, 20, 0, 360, 1, -1)
+    return mask.astype(bool)
+
+
+@pytest.mark.parametrize("name", ["brick", "gravel"])
+def test_textured_fill_keeps_its_detail_where_telea_smudges(engine, name):
+    truth = getattr(photos, name)()
+    hole = blob(truth.shape, (260, 240), (45, 30))
+    damaged = truth.copy()
+    damaged[hole] = 255  # the object to remove
+    ours = composite(damaged, engine(damaged, hole, context()), hole)
+    telea = composite(damaged, Telea(Config())(damaged, hole, context()), hole)
+    detail = laplacian_std(truth, hole)
+    assert 0.75 <= laplacian_std(ours, hole) / detail <= 1.33
+    assert laplacian_std(telea, hole) / detail < 0.5
+    # Real texture, not a copy of the object nor a flat grey.
+    assert abs(float(ours[hole].mean()) - float(truth[hole].mean())) < 20
+
+
+def test_a_straight_line_continues_through_the_hole(engine):
+    """A dark line drawn across a real photo (grass) and cut by the hole comes out continued."""
+    image = photos.grass().copy()
+    cv2.line(image, (0, 150), (511, 355), 20, 5)  # slope 0.4, 5 px wide
+    hole = np.zeros(image.shape, bool)
+    hole[200:290, 220:300] = True
+    filled = composite(image, engine(image, hole, context()), hole)
+    ys, xs = np.nonzero(hole)
+    offset = np.abs(ys - (150 + xs * 205 / 511))  # distance (rows) to the line's centre
+    on_line, off_line = filled[ys, xs][offset <= 1.5], filled[ys, xs][offset >= 8]
+    assert on_line.mean() < off_line.mean() - 40
+    assert (on_line < 60).mean() > 0.8
+
+
+def test_same_seed_same_bytes_other_seed_may_differ(engine):
+    image = photos.brick()
+    hole = blob(image.shape, (200, 300), (40, 25))
+    first = engine(image, hole, context(seed=7))
+    np.testing.assert_array_equal(first, engine(image, hole, context(seed=7)))
+    other = engine(image, hole, context(seed=8))
+    assert other.shape == first.shape and other.dtype == first.dtype
+    assert not np.array_equal(first[hole], other[hole])
+
+
+@pytest.mark.parametrize("image", [photos.astronaut(), photos.camera()], ids=["rgb", "grey"])
+def test_shapes_dtypes_and_untouched_outside(engine, image):
+    hole = blob(image.shape[:2], (300, 200), (35, 20)) | blob(image.shape[:2], (100, 400), (15, 25))
+    damaged = image.copy()
+    damaged[hole] = 0
+    out = engine(damaged, hole, context())
+    assert out.shape == image.shape and out.dtype == np.uint8
+    filled = composite(damaged, out, hole)
+    assert (filled[~hole] == damaged[~hole]).all()
+    # Both holes are filled from the photo, not left black.
+    assert filled[hole].mean() > 40
+
+
+def test_a_hole_on_the_border_is_filled(engine):
+    image = photos.coffee()
+    hole = np.zeros(image.shape[:2], bool)
+    hole[:50, 200:280] = True  # touches the top edge
+    hole[330:, :60] = True  # the bottom-left corner
+    damaged = image.copy()
+    damaged[hole] = (0, 255, 0)
+    filled = composite(damaged, engine(damaged, hole, context()), hole)
+    assert not (filled[hole] == (0, 255, 0)).all(-1).any()
+    assert np.abs(filled[hole].astype(int) - image[hole]).mean() < 40
+
+
+def test_a_tiny_hole_and_an_empty_mask(engine):
+    image = photos.chelsea()
+    hole = np.zeros(image.shape[:2], bool)
+    assert np.array_equal(engine(image, hole, context()), image)
+    hole[100:104, 200:203] = True
+    out = composite(image, engine(image, hole, context()), hole)
+    assert np.abs(out[hole].astype(int) - image[hole]).mean() < 40
+
+
+def test_config_is_read_from_the_run_config_when_present():
+    class WithExemplar:
+        device = "cpu"
+        exemplar = ExemplarConfig(patch=5)
+
+    assert Exemplar(WithExemplar()).params.patch == 5
+    assert Exemplar(Config()).params == ExemplarConfig()
