@@ -20,7 +20,6 @@ import sys
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -72,7 +71,7 @@ def main(argv=None) -> int:
             for label, output in ((f"{engine_name}", filled), (f"{engine_name} + regrain", grained)):
                 rows.setdefault(label, []).append(
                     (hf_ratio(output, case.truth, case.mask), noise_ratio(output, case.truth, case.mask)))
-            if len(strips) < 4 and case.truth.ndim == 3 and engine_name == "telea" and len(strips) % 1 == 0:
+            if len(strips) < 4 and case.truth.ndim == 3 and engine_name == "telea":
                 strips.append((case, filled, grained))
     seconds = []
     for case in frames:

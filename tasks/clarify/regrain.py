@@ -160,7 +160,10 @@ def regrain_crop(crop: np.ndarray, hole: np.ndarray, seed: int, feather: float, 
     noise = noise / (_rms(_laplacian(noise).flatten(1))[:, None, None] + 1e-6)  # unit Laplacian level
 
     # Too smooth: add what is missing (variances add). Too sharp (over 1.2x): scale the residual down.
-    missing = (target_map.pow(2) - current_map.pow(2)).clamp(min=0).sqrt()
+    # A fill within 15% of the photo's level is left as it is: adding grain to a fill that already
+    # has it only makes it noisier than the truth.
+    smooth = current_map < 0.85 * target_map
+    missing = torch.where(smooth, (target_map.pow(2) - current_map.pow(2)).clamp(min=0).sqrt(), torch.zeros_like(current_map))
     excess = current_map > 1.2 * target_map
     shrink = torch.where(excess, target_map / current_map.clamp(min=1e-6), torch.ones_like(current_map))
     regrained = base + residual * shrink + noise * missing
