@@ -10,6 +10,7 @@ completion marker: a worker killed between the two leaves no marker and the row 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from importlib import metadata
@@ -25,6 +26,11 @@ CONTENT_FIELDS = (
 )
 
 
+@functools.cache
+def _package_version() -> str:
+    return metadata.version("clean-clarify")  # reads dist-info from disk: once per worker, not per row
+
+
 def content_key(row: dict, image_bytes: bytes, mask_bytes: bytes | None, config, engine_versions: dict) -> str:
     digest = hashlib.sha256()
     spec = {
@@ -38,7 +44,7 @@ def content_key(row: dict, image_bytes: bytes, mask_bytes: bytes | None, config,
         "action": row.get("action") or "remove",
         "detect": sorted(row.get("detect") or []),
         "settings": config.pixel_digest(),
-        "code": metadata.version("clean-clarify"),
+        "code": _package_version(),
         "engines": engine_versions,
     }
     digest.update(json.dumps(spec, sort_keys=True, default=str).encode())

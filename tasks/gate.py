@@ -15,7 +15,6 @@ Config overrides change an expectation's kwargs per deployment without editing t
 
 from __future__ import annotations
 
-import copy
 import json
 import logging
 import os

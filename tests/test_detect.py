@@ -7,7 +7,6 @@ import pytest
 from PIL import Image, ImageDraw, ImageFont
 from skimage import data
 
-import tasks.detect as detect
 from tasks.config import Config
 from tasks.detect import DETECTORS, get_detector
 from tasks.detect.text import TextDetector
@@ -97,7 +96,9 @@ def test_detectors_are_built_once_per_config(monkeypatch):
         original(self, config)
 
     monkeypatch.setattr(TextDetector, "__init__", counting)
-    monkeypatch.setattr(detect, "_instances", {})
+    import tasks.workers
+
+    monkeypatch.setattr(tasks.workers, "_instances", {})
     config = Config()
     first = get_detector("text", config)
     image = data.coffee()

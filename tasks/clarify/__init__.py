@@ -13,12 +13,11 @@ mask only, so every pixel outside it stays bit-identical.
 
 from __future__ import annotations
 
-import threading
-
 import numpy as np
 
 from tasks.clarify.regrain import Regrain, regrain_crop
 from tasks.clarify.sr import LearnedEnhancer
+from tasks.workers import worker_instance
 
 
 class PassThrough:
@@ -33,16 +32,11 @@ class PassThrough:
 
 
 CLARIFIERS: dict[str, type] = {PassThrough.name: PassThrough, Regrain.name: Regrain, LearnedEnhancer.name: LearnedEnhancer}
-_instances: dict[tuple[str, str], object] = {}
-_lock = threading.Lock()
 
 
 def get_clarifier(name: str, config):
     """The worker-wide instance of clarifier `name` for this config (built on first use)."""
-    key = (name, config.digest())
-    with _lock:
-        if key not in _instances:
-            _instances[key] = CLARIFIERS[name](config)
-        return _instances[key]
+    return worker_instance(CLARIFIERS[name], config)
+
 
 __all__ = ["CLARIFIERS", "get_clarifier", "regrain_crop"]

@@ -23,7 +23,6 @@ from __future__ import annotations
 import functools
 import math
 
-import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F

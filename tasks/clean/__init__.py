@@ -13,7 +13,6 @@ does. Instances are built once per worker process by `get_engine` (models load o
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -23,6 +22,7 @@ from tasks.clean.blur import MosaicBlur
 from tasks.clean.exemplar import Exemplar
 from tasks.clean.telea import Telea
 from tasks.clean.text import TextRemover
+from tasks.workers import worker_instance
 
 if TYPE_CHECKING:
     from tasks.config import Config
@@ -51,18 +51,9 @@ ENGINES: dict[str, type] = {Exemplar.name: Exemplar, Telea.name: Telea, TextRemo
 # The privacy action; not a removal engine.
 BLUR = MosaicBlur
 
-_instances: dict[tuple[str, str], Engine] = {}
-_lock = threading.Lock()
-
-
 def get_engine(name: str, config: "Config") -> Engine:
     """The worker-wide instance of engine `name` for this config (built on first use)."""
-    key = (name, config.digest())
-    with _lock:
-        if key not in _instances:
-            cls = BLUR if name == BLUR.name else ENGINES[name]
-            _instances[key] = cls(config)
-        return _instances[key]
+    return worker_instance(BLUR if name == BLUR.name else ENGINES[name], config)
 
 
 def composite(original: np.ndarray, edited: np.ndarray, mask: np.ndarray) -> np.ndarray:

@@ -2,7 +2,7 @@
 
 A. Telea, "An Image Inpainting Technique Based on the Fast Marching Method", J. Graphics Tools 2004.
 It propagates a smooth average of the boundary inward: good for thin text on flat backgrounds,
-a smudge on texture (the Clean issue's texture engine addresses that).
+a smudge on texture (the `exemplar` engine carries texture into the hole).
 """
 
 from __future__ import annotations

@@ -13,7 +13,6 @@ ships a plate model (opencv-python-headless 5.x ships no cascade files at all).
 
 from __future__ import annotations
 
-import threading
 from typing import Protocol
 
 import numpy as np
@@ -21,6 +20,7 @@ from pydantic import BaseModel, ConfigDict
 
 from tasks.detect.faces import FaceDetectConfig, FaceDetector
 from tasks.detect.text import TextDetectConfig, TextDetector
+from tasks.workers import worker_instance
 
 
 class DetectConfig(BaseModel):
@@ -40,14 +40,7 @@ class Detector(Protocol):
 
 DETECTORS: dict[str, type] = {TextDetector.name: TextDetector, FaceDetector.name: FaceDetector}
 
-_instances: dict[tuple[str, str], Detector] = {}
-_lock = threading.Lock()
-
 
 def get_detector(name: str, config) -> Detector:
     """The worker-wide instance of detector `name` for this config (the model loads on first use)."""
-    key = (name, config.digest() if hasattr(config, "digest") else repr(config))
-    with _lock:
-        if key not in _instances:
-            _instances[key] = DETECTORS[name](config)
-        return _instances[key]
+    return worker_instance(DETECTORS[name], config)

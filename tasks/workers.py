@@ -1,0 +1,21 @@
+"""One instance of each engine, clarifier and detector per worker process and config.
+
+Models load in `__init__`, so building once per worker (not per row, not per partition) is what
+keeps a partition's cost the cost of its images.
+"""
+
+from __future__ import annotations
+
+import threading
+
+_instances: dict[tuple[type, str], object] = {}
+_lock = threading.Lock()
+
+
+def worker_instance(cls: type, config):
+    """The worker-wide `cls(config)`, built on first use (thread-safe)."""
+    key = (cls, config.digest())
+    with _lock:
+        if key not in _instances:
+            _instances[key] = cls(config)
+        return _instances[key]
