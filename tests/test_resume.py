@@ -73,10 +73,12 @@ def test_a_settings_change_that_alters_pixels_recomputes(tmp_path):
 
 
 def _run(manifest, output, release_id, config):
+    # Its own process group: a kill takes the run's embedded Prefect server down with it, as a
+    # crashed machine would, instead of leaving it orphaned.
     return subprocess.Popen(
         [sys.executable, "-m", "flows.cli", "run", manifest, "--output", str(output), "--release-id", release_id,
          "--config", str(config)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
     )
 
 
@@ -99,7 +101,7 @@ def test_kill_9_mid_run_then_rerun_gives_the_same_release(tmp_path):
         if len(markers) >= 4:
             break
         time.sleep(0.2)
-    os.kill(victim.pid, signal.SIGKILL)
+    os.killpg(victim.pid, signal.SIGKILL)
     victim.wait()
     assert victim.returncode == -signal.SIGKILL
     done_before = len(list((crashed / ".cache").glob("*/*.json")))
