@@ -50,7 +50,7 @@ def holes(shape, count: int, rng: np.random.Generator):
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--engines", default=",".join(sorted(ENGINES)))
+    parser.add_argument("--engines", default="exemplar,telea", help=f"any of {sorted(ENGINES)} (lama needs weights)")
     parser.add_argument("--cases-per-photo", type=int, default=3)
     args = parser.parse_args()
     config = Config()

@@ -20,7 +20,7 @@ from flows.progress import RunProgress, publish_artifacts
 from tasks.config import Config
 from tasks.device import pick_device
 from tasks.gate import GateFailed
-from tasks.partition import process_partition
+from tasks.partition import load_engines, process_partition
 from tasks.plan import Job, ReleasePlan, plan_release
 from tasks.publish import publish_release
 
@@ -81,6 +81,8 @@ def sanitize(
 ) -> dict:
     """Sanitize the images of `manifest` and publish a release under `output`."""
     settings = Config.model_validate(config or {})
+    # Weights named in the config load here first: a wrong URL or hash fails the run at once.
+    load_engines(settings)
     started = time.perf_counter()
     plan: ReleasePlan = plan_task(manifest, output, settings, release_id)
     planned = time.perf_counter()

@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from tasks.clean.exemplar import ExemplarConfig
+from tasks.clean.lama import LamaConfig
 from tasks.clean.text import TextConfig
 from tasks.detect import DetectConfig
 
@@ -50,6 +51,7 @@ class BlurConfig(_Strict):
 class RegrainConfig(_Strict):
     feather: float = Field(3.0, ge=0, description="Pixels over which the new grain fades in from the mask edge.")
     margin: int = Field(32, ge=4, description="Known pixels around each mask component that teach the grain.")
+    block: int = Field(32, ge=4, le=256, description="Side of the grain blocks copied from the known pixels.")
 
 
 class SrConfig(_Strict):
@@ -86,11 +88,15 @@ class GateConfig(_Strict):
 class Config(_Strict):
     partition_size: int = Field(64, ge=1, description="Rows per partition when the manifest has no `partition` column.")
     workers: int = Field(0, ge=0, description="Partitions processed at once; 0 = one per CPU core.")
+    batch_images: int = Field(
+        4, ge=1, le=256, description="Rows of a partition read and cleaned together: a model engine (lama) fills "
+        "their crops in one batch on the GPU. Memory holds this many photos per partition task.")
     max_pixels: int = Field(100_000_000, ge=1, description="Images above this many pixels are quarantined (decompression bombs).")
     max_mask_fraction: float = Field(0.9, gt=0, le=1, description="A mask covering more of the image leaves nothing to fill from.")
     engines: EngineChoice = EngineChoice()
     exemplar: ExemplarConfig = ExemplarConfig()
     telea: TeleaConfig = TeleaConfig()
+    lama: LamaConfig = LamaConfig()
     blur: BlurConfig = BlurConfig()
     steps: tuple[Literal["clean", "clarify"], ...] = ("clean", "clarify")
     clarify: Literal["none", "regrain", "sr"] = "regrain"
@@ -138,7 +144,7 @@ class Config(_Strict):
         """A hash of the settings that can change a row's output or record: changing the gate,
         the partition size or the worker count reuses finished work; changing an engine does not."""
         relevant = self.model_dump(mode="json", exclude={"gate", "partition_size", "workers", "report_worst",
-                                                          "torch_threads"})
+                                                          "torch_threads", "batch_images"})
         return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()
 
 

@@ -1,8 +1,9 @@
 """One partition's work: every row through find → clean → clarify → measure → write.
 
-`edit_row` is the whole path of one image and never raises: a row ends as a published record or
-as a quarantined one with its reason. `process_partition` streams a partition's rows one image at
-a time (memory bounded by one photo) and writes the records as one Parquet file.
+`edit_rows` is the whole path of a group of images and never raises for a row's fault: a row ends
+as a published record or as a quarantined one with its reason. `process_partition` streams a
+partition's rows `batch_images` at a time (memory bounded by that many photos; a model engine
+fills their crops in one batch) and writes the records as one Parquet file.
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ import logging
 import re
 import time
 import traceback
+from dataclasses import dataclass, field
 
+import numpy as np
 import pyarrow as pa
 import torch
 
@@ -94,67 +97,116 @@ def output_name(image_id: str, extension: str) -> str:
     return f"images/{safe}{extension}"
 
 
+@dataclass
+class _Edit:
+    """A row between Find and Clarify: its pixels, its mask and what is known of it so far."""
+
+    row: dict
+    record: dict
+    trace: dict
+    started: float
+    source_bytes: bytes
+    mask_bytes: bytes | None
+    engine_name: str
+    clarify_name: str
+    photo: object = None
+    mask: np.ndarray | None = None
+    context: EditContext | None = None
+    is_text: bool = False
+    result: dict = field(default_factory=dict)
+    cleaned: np.ndarray | None = None
+
+
 def edit_row(row: dict, job: Job) -> dict:
-    """Run one manifest row end to end; return its record (published or quarantined).
+    """Run one manifest row end to end; return its record (published or quarantined)."""
+    return edit_rows([row], job)[0]
 
-    Content already finished by an earlier run (same bytes, same settings, same code) is copied
-    from the cache instead of computed: `reused` says which.
+
+def edit_rows(rows: list[dict], job: Job) -> list[dict]:
+    """Run a group of rows end to end; return their records in order. Never raises for a row's fault.
+
+    Each row is read and its mask found on its own; the Clean step then runs once for the whole
+    group per engine, so an engine with `fill_many` (a model on a GPU) fills the crops of many
+    images in one batch; Clarify, Measure and Write follow row by row. Content already finished by
+    an earlier run (same bytes, same settings, same code) is copied from the cache instead of
+    computed: `reused` says which.
     """
-    started = time.perf_counter()
-    config = job.config
-    record: dict = {"image_id": row["image_id"], ROW_INDEX: row[ROW_INDEX], "source_uri": row.get("image_uri"),
-                    "reused": False}
-    trace = {"stage": "check"}  # where a failure happened, for the quarantine reason
-    try:
-        problem = row_problem(row)
-        if problem:
-            raise RowError(problem)
-        action, removal = row.get("action") or "remove", row.get("removal") or "object"
-        record.update(action=action, removal=removal)
+    records: list[dict | None] = [None] * len(rows)
+    edits: dict[int, _Edit] = {}
+    for index, row in enumerate(rows):
+        record = {"image_id": row.get("image_id"), ROW_INDEX: row.get(ROW_INDEX), "source_uri": row.get("image_uri"),
+                  "reused": False}
+        trace = {"stage": "check"}  # where a failure happened, for the quarantine reason
+        outcome = _guard(lambda: _find(row, job, record, trace), records, index, row, record, trace, time.perf_counter())
+        if isinstance(outcome, _Edit):
+            edits[index] = outcome
+    _clean_together(edits, job)
+    for index, edit in edits.items():
+        _guard(lambda: _finish(edit, job), records, index, edit.row, edit.record, edit.trace, edit.started)
+    return records
 
-        trace["stage"] = "read"
-        source_uri = resolve(row["image_uri"], job.manifest_root)
-        record["source_uri"] = source_uri
-        source_bytes = read_bytes(source_uri)
-        trace["stage"] = "find"
-        mask_bytes = read_bytes(resolve(row["mask_uri"], job.manifest_root), what="mask") if row.get("mask_uri") else None
-        engine_name = BLUR.name if action == "blur" else getattr(config.engines, removal)
-        clarify_name = config.clarify if action == "remove" and "clarify" in config.steps else "none"
-        key = content_key(row, source_bytes, mask_bytes, config, {
-            "clean": f"{engine_name}:{get_engine(engine_name, config).version}",
-            "clarify": f"{clarify_name}:{get_clarifier(clarify_name, config).version}",
-        })
-        record["content_key"] = key
-        cached = lookup(job.cache_uri, key) if job.cache_uri else None
-        if cached is not None:
-            trace["stage"] = "write"
-            relative = output_name(row["image_id"], cached["extension"])
-            restore(job.cache_uri, key, cached, join(job.release_uri, relative))
-            record.update(cached, output_uri=relative, reused=True)
-        else:
-            result, data = _compute(row, job, source_bytes, mask_bytes, engine_name, clarify_name, trace)
-            record.update(result)
-            if job.cache_uri:
-                store(job.cache_uri, key, record, data)
+
+def _guard(step, records: list, index: int, row: dict, record: dict, trace: dict, started: float):
+    """Run one row's `step`; a step that returns a record, or fails, ends the row in `records`."""
+    try:
+        outcome = step()
     except RowError as exc:
         record.update(status="quarantined", reason=f"{trace['stage']}: {exc}")
+        outcome = record
     except TransientStorageError:
         raise  # the store's fault, not the row's: the partition task is retried
     except Exception as exc:  # an engine bug must cost one row, not the run
-        log.error("row %r failed in %s:\n%s", row["image_id"], trace["stage"], traceback.format_exc())
+        log.error("row %r failed in %s:\n%s", row.get("image_id"), trace["stage"], traceback.format_exc())
         record.update(status="quarantined", reason=f"{trace['stage']}: internal error {type(exc).__name__}: {exc}")
-    record["seconds"] = time.perf_counter() - started
-    return record
+        outcome = record
+    if isinstance(outcome, dict):
+        outcome["seconds"] = time.perf_counter() - started
+        records[index] = outcome
+    return outcome
 
 
-def _compute(row: dict, job: Job, source_bytes: bytes, mask_bytes: bytes | None, engine_name: str,
-             clarify_name: str, trace: dict) -> tuple[dict, bytes]:
-    """Decode, find, clean, clarify, measure and write one image, noting each stage in `trace`."""
+def _find(row: dict, job: Job, record: dict, trace: dict) -> _Edit | dict:
+    """Check, read and find one row: a pending edit, or its finished record when cached."""
+    started = time.perf_counter()
     config = job.config
+    problem = row_problem(row)
+    if problem:
+        raise RowError(problem)
+    action, removal = row.get("action") or "remove", row.get("removal") or "object"
+    record.update(action=action, removal=removal)
+
     trace["stage"] = "read"
-    photo = decode_photo(source_bytes, config.max_pixels)
+    source_uri = resolve(row["image_uri"], job.manifest_root)
+    record["source_uri"] = source_uri
+    source_bytes = read_bytes(source_uri)
     trace["stage"] = "find"
-    mask = build_mask(row, photo.size, lambda uri: mask_bytes, config.max_pixels)
+    mask_bytes = read_bytes(resolve(row["mask_uri"], job.manifest_root), what="mask") if row.get("mask_uri") else None
+    engine_name = BLUR.name if action == "blur" else getattr(config.engines, removal)
+    clarify_name = config.clarify if action == "remove" and "clarify" in config.steps else "none"
+    key = content_key(row, source_bytes, mask_bytes, config, {
+        "clean": f"{engine_name}:{get_engine(engine_name, config).version}",
+        "clarify": f"{clarify_name}:{get_clarifier(clarify_name, config).version}",
+    })
+    record["content_key"] = key
+    cached = lookup(job.cache_uri, key) if job.cache_uri else None
+    if cached is not None:
+        trace["stage"] = "write"
+        relative = output_name(row["image_id"], cached["extension"])
+        restore(job.cache_uri, key, cached, join(job.release_uri, relative))
+        record.update(cached, output_uri=relative, reused=True)
+        return record
+    edit = _Edit(row, record, trace, started, source_bytes, mask_bytes, engine_name, clarify_name)
+    _find_pixels(edit, job)
+    return edit
+
+
+def _find_pixels(edit: _Edit, job: Job) -> None:
+    """Decode the photo and build the row's mask (given shapes, detectors, stroke refinement)."""
+    config, row, trace = job.config, edit.row, edit.trace
+    trace["stage"] = "read"
+    photo = decode_photo(edit.source_bytes, config.max_pixels)
+    trace["stage"] = "find"
+    mask = build_mask(row, photo.size, lambda uri: edit.mask_bytes, config.max_pixels)
     # A row naming a detector that does not exist is quarantined rather than published with its
     # text or faces still in place.
     missing = [name for name in (row.get("detect") or []) if name not in DETECTORS]
@@ -173,50 +225,100 @@ def _compute(row: dict, job: Job, source_bytes: bytes, mask_bytes: bytes | None,
             f"mask covers {fraction:.0%} of the image, over max_mask_fraction {config.max_mask_fraction:.0%}: "
             "nothing would be left to fill from"
         )
+    edit.photo, edit.mask, edit.is_text = photo, mask, is_text
+    edit.result = {"flags": [], "engine": "none", "clarify": "none", "mask_fraction": fraction}
+    edit.context = EditContext(row["image_id"], row.get("removal") or "object", row.get("action") or "remove",
+                               seed_for(row["image_id"]), config, strokes_refined=is_text)
 
-    result: dict = {"flags": [], "engine": "none", "clarify": "none", "mask_fraction": fraction}
+
+def _clean_together(edits: dict[int, _Edit], job: Job) -> None:
+    """The Clean step for a group of rows: one `fill_many` call per engine that has it (its crops
+    batch across images), else one call per row. A failed batch is redone row by row, so a bad row
+    costs itself, not its neighbours."""
+    by_engine: dict[str, list[_Edit]] = {}
+    for edit in edits.values():
+        if edit.mask.any():
+            by_engine.setdefault(edit.engine_name, []).append(edit)
+    for engine_name, group in by_engine.items():
+        engine = get_engine(engine_name, job.config)
+        if len(group) > 1 and hasattr(engine, "fill_many"):
+            started = time.perf_counter()
+            try:
+                outputs = engine.fill_many([(e.photo.colour, e.mask, e.context) for e in group])
+            except Exception:  # noqa: BLE001 - redone row by row below, where the error gets its row
+                log.warning("batched %s failed; cleaning its %d rows one by one", engine_name, len(group))
+            else:
+                share = (time.perf_counter() - started) / len(group)
+                for edit, output in zip(group, outputs):
+                    edit.cleaned = output
+                    edit.result["clean_seconds"] = share
+        # Row by row (or what the batch did not do); _finish reports a row's own failure.
+
+
+def _finish(edit: _Edit, job: Job) -> dict:
+    """Clean (unless batched), clarify, measure and write one row; its published record."""
+    config, row, trace, result = job.config, edit.row, edit.trace, edit.result
+    photo, mask = edit.photo, edit.mask
     final = photo.colour
     clean_started = time.perf_counter()
     if not mask.any():
         result["flags"].append("empty_mask")
     else:
-        context = EditContext(row["image_id"], row.get("removal") or "object", row.get("action") or "remove",
-                              seed_for(row["image_id"]), config, strokes_refined=is_text)
         trace["stage"] = "clean"
-        result["engine"] = engine_name
-        final = composite(photo.colour, get_engine(engine_name, config)(photo.colour, mask, context), mask)
-        if clarify_name != "none":
+        result["engine"] = edit.engine_name
+        cleaned = edit.cleaned
+        if cleaned is None:
+            cleaned = get_engine(edit.engine_name, config)(photo.colour, mask, edit.context)
+        final = composite(photo.colour, cleaned, mask)
+        if edit.clarify_name != "none":
             trace["stage"] = "clarify"
-            result["clarify"] = clarify_name
-            final = composite(photo.colour, get_clarifier(clarify_name, config)(final, mask, context), mask)
-    result["clean_seconds"] = time.perf_counter() - clean_started
+            result["clarify"] = edit.clarify_name
+            final = composite(photo.colour, get_clarifier(edit.clarify_name, config)(final, mask, edit.context), mask)
+    result["clean_seconds"] = result.get("clean_seconds", 0.0) + time.perf_counter() - clean_started
 
     trace["stage"] = "measure"
     measure_started = time.perf_counter()
     result["outside_changed"] = outside_changed(photo.colour, final, mask)
     result.update(measure_edit(photo.colour, final, mask, row.get("action") or "remove",
                                row.get("removal") or "object").as_record())
-    if is_text and mask.any():
+    if edit.is_text and mask.any():
         result["text_detected"] = text_still_detected(final, mask, get_detector("text", config).regions)
     result["measure_seconds"] = time.perf_counter() - measure_started
 
     trace["stage"] = "write"
     if not mask.any() and photo.orientation == 1:
-        data = source_bytes  # nothing to edit and nothing to rotate: publish the file as it came
+        data = edit.source_bytes  # nothing to edit and nothing to rotate: publish the file as it came
     else:
         data = encode_photo(photo, final, config.output.jpeg_quality, config.output.webp_quality)
     relative = output_name(row["image_id"], photo.extension)
     write_bytes(join(job.release_uri, relative), data)
     result.update(status="published", output_uri=relative, sha256=hashlib.sha256(data).hexdigest(),
                   format=photo.format, width=photo.size[0], height=photo.size[1], extension=photo.extension)
-    return result, data
+    edit.record.update(result)
+    if job.cache_uri:
+        store(job.cache_uri, edit.record["content_key"], edit.record, data)
+    edit.photo = edit.mask = edit.cleaned = None  # a group holds its photos only until written
+    return edit.record
+
+
+def load_engines(config) -> None:
+    """Build every engine and clarifier `config` names, once per worker. A missing or mismatched
+    weights file then fails the run at its start, naming the setting, instead of quarantining
+    every row one by one."""
+    for name in {config.engines.object, config.engines.text, BLUR.name}:
+        get_engine(name, config)
+    if "clarify" in config.steps:
+        get_clarifier(config.clarify, config)
 
 
 def process_partition(partition_uri: str, job: Job) -> str:
-    """Edit every row of one partition; return the URI of its records file."""
+    """Edit every row of one partition, `batch_images` rows at a time (memory holds that many
+    photos); return the URI of its records file."""
     torch.set_num_threads(job.config.torch_threads)
+    load_engines(job.config)
     rows = read_parquet(partition_uri).to_pylist()
-    records = [edit_row(row, job) for row in rows]
+    size = job.config.batch_images
+    records = [record for start in range(0, len(rows), size) for record in edit_rows(rows[start : start + size], job)]
     name = partition_uri.rstrip("/").rsplit("/", 1)[-1]
     records_uri = join(job.work_uri, "records", name)
     write_parquet(records_uri, pa.Table.from_pylist(records, schema=RECORD_SCHEMA))

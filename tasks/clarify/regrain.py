@@ -1,26 +1,31 @@
 """`regrain` (the default clarifier): give the filled region the photo's own grain.
 
-It is noise-level-function matching, after the camera-noise models of
-C. Liu et al., "Automatic Estimation and Removal of Noise from a Single Image", PAMI 2008:
+Noise-level-function matching (after C. Liu et al., "Automatic Estimation and Removal of Noise
+from a Single Image", PAMI 2008), with the grain itself taken from the photo, as image quilting
+takes texture (A. Efros, W. Freeman, SIGGRAPH 2001):
 
-1. Around each mask component (a crop at full resolution), split the known pixels into a smooth
-   base and a high-frequency residual (image minus a Gaussian of sigma 1).
-2. The photo's noise level function: the RMS of the Laplacian response per channel and per
-   intensity bin, from known pixels minus the strongest 2% (edges of things, not grain). Its
-   spatial correlation: the ratio of the Immerkaer to the Laplacian response (how white the grain
-   is), and its correlation across channels (demosaicing and JPEG make real grain blotchy and
-   partly grey, not white per pixel and per channel).
-3. The fill's own level, measured the same way. Where the fill is too smooth, add correlated
-   Gaussian noise that makes up the difference (variances add); where it is over 1.2x too sharp,
-   scale its high-frequency residual (image minus a Gaussian of sigma 1) down to the target.
-4. Feather the change over a few pixels inside the mask edge, so no seam appears.
+1. Around each mask component (a crop at full resolution), split the image into a smooth base
+   and two detail bands: fine (image minus a Gaussian of sigma 1) and mid (sigma 1 minus sigma 3).
+2. The photo's grain: in the known pixels of the crop minus the strongest 2% of Laplacian
+   responses (edges of things, not grain), the RMS Laplacian and the mean |Immerkaer| response
+   (the Measure step's texture and noise probes) per channel and per intensity bin (the camera's noise level function: sensors are noisier in
+   the highlights, and each channel has its own level).
+3. Grain to add: blocks of both bands cut from calm known windows of the crop and overlap-added
+   with sine windows (their squares sum to 1, so the blend keeps the grain's variance). Copied
+   grain keeps what a parametric model loses: the blotchiness that demosaicing and JPEG give it,
+   its correlation across channels, and its heavy tails.
+4. A fill within 15-20% of the target by both probes is left alone. Otherwise it keeps as much of
+   its own detail as fits under the target by both (fast marching leaves ripples too sharp for how
+   smooth it is), and the two grain bands make up the rest, with the gains that meet both probes
+   at once: powers of independent layers add, and the power of the two bands of one block is a
+   quadratic form in their gains (they are correlated), solved per intensity bin and channel.
+5. Feather the change over a few pixels inside the mask edge, so no seam appears.
 
-Noise comes from a torch generator seeded with the row's seed: a rerun gives identical bytes.
+Blocks are drawn by a torch generator seeded with the row's seed: a rerun gives identical bytes.
 """
 
 from __future__ import annotations
 
-import functools
 import math
 
 import numpy as np
@@ -30,9 +35,11 @@ import torch.nn.functional as F
 from tasks.device import pick_device
 from tasks.masks import feather_weight, mask_components
 
-BASE_SIGMA = 1.0  # the residual is the image minus a Gaussian of this sigma
+BANDS = (1.0, 3.0)  # Gaussian sigmas: fine = image - G(1), mid = G(1) - G(3), base = G(3)
 BINS = 6  # intensity bins of the noise level function
-MIN_SAMPLES = 64  # a bin needs this many known pixels; else the global level is used
+MIN_SAMPLES = 64  # fewer known pixels than this teach nothing: the crop is left as it is
+POOLING = 1000  # pixels' worth of weight the crop's overall level has in each intensity bin
+EDGE_QUANTILE = 0.98  # stronger Laplacian responses are structure, not grain
 # float64: a parallel reduction sums in an order that depends on the thread count, and float32
 # rounding would then flip a few output pixels between a laptop and a Dask worker. In float64 the
 # differences stay far below half a grey level, so a release is the same bytes everywhere.
@@ -47,85 +54,135 @@ def _gaussian_kernel(sigma: float) -> torch.Tensor:
 
 
 def _blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Separable Gaussian of (C, H, W) with reflected borders."""
-    if sigma <= 0:
-        return x
-    kernel = _gaussian_kernel(sigma).to(x.device)
-    radius = kernel.numel() // 2
-    channels = x.shape[0]
-    y = F.pad(x[None], (radius, radius, radius, radius), mode="reflect")
-    y = F.conv2d(y, kernel.view(1, 1, 1, -1).repeat(channels, 1, 1, 1), groups=channels)
-    y = F.conv2d(y, kernel.view(1, 1, -1, 1).repeat(channels, 1, 1, 1), groups=channels)
-    return y[0]
+    """Separable Gaussian of (C, H, W) with reflected borders.
+
+    As a sum of shifted copies rather than a convolution: torch has no fast float64 convolution
+    on the CPU (a 19-tap pass was 5x slower than these additions), and each output is a fixed
+    sequence of products, so the bytes do not depend on the thread count either.
+    """
+    kernel = _gaussian_kernel(sigma).tolist()
+    radius = len(kernel) // 2
+    height, width = x.shape[1:]
+    padded = F.pad(x[None], (radius, radius, 0, 0), mode="reflect")[0]
+    across = padded[:, :, :width] * kernel[0]
+    for tap in range(1, len(kernel)):
+        across.add_(padded[:, :, tap : tap + width], alpha=kernel[tap])
+    padded = F.pad(across[None], (0, 0, radius, radius), mode="reflect")[0]
+    down = padded[:, :height] * kernel[0]
+    for tap in range(1, len(kernel)):
+        down.add_(padded[:, tap : tap + height], alpha=kernel[tap])
+    return down
 
 
-def _residual(x: torch.Tensor) -> torch.Tensor:
-    return x - _blur(x, BASE_SIGMA)
-
-
+# The two probes of the Measure step: the 4-neighbour Laplacian (texture) and Immerkaer's mask (noise).
+# (`_probes` computes them by shifted sums; the kernels stay here as their definition.)
 _LAPLACIAN = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]], dtype=DTYPE)
 _IMMERKAER = torch.tensor([[1.0, -2.0, 1.0], [-2.0, 4.0, -2.0], [1.0, -2.0, 1.0]], dtype=DTYPE)
 
 
-def _filter3(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
-    channels = x.shape[0]
-    weights = kernel.to(x.device).view(1, 1, 3, 3).repeat(channels, 1, 1, 1)
-    return F.conv2d(F.pad(x[None], (1, 1, 1, 1), mode="reflect"), weights, groups=channels)[0]
+def _per_bin(values: torch.Tensor, bins: torch.Tensor, region: torch.Tensor) -> torch.Tensor:
+    """Mean of (C, H, W) `values` per (intensity bin, channel) over `region`, as (BINS, C)."""
+    selected = values[:, region]  # (C, n)
+    index = bins[region]
+    counts = torch.bincount(index, minlength=BINS).to(DTYPE)
+    sums = torch.zeros((BINS, values.shape[0]), dtype=DTYPE, device=values.device).index_add_(0, index, selected.T)
+    overall = selected.mean(dim=1)
+    # Partial pooling: a bin's own level counts as much as POOLING pixels of the overall level, so
+    # a thin bin (a few highlights on a texture) cannot swing the grain on its own.
+    return (sums + POOLING * overall[None, :]) / (counts[:, None] + POOLING)
 
 
-def _spectral_slope(x: torch.Tensor, region: torch.Tensor) -> float:
-    """Mean |Immerkaer response| / RMS Laplacian response over `region`, all channels.
+def _probes(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The Laplacian and Immerkaer responses of (C, H, W) with reflected borders (shifted sums,
+    for the reason `_blur` gives)."""
+    height, width = x.shape[1:]
+    p = F.pad(x[None], (1, 1, 1, 1), mode="reflect")[0]
+    centre = p[:, 1 : height + 1, 1 : width + 1]
+    edges = p[:, :height, 1 : width + 1] + p[:, 2:, 1 : width + 1] + p[:, 1 : height + 1, :width] + p[:, 1 : height + 1, 2:]
+    corners = p[:, :height, :width] + p[:, :height, 2:] + p[:, 2:, :width] + p[:, 2:, 2:]
+    laplacian = edges - 4 * centre
+    immerkaer = corners - 2 * edges + 4 * centre
+    return laplacian, immerkaer
 
-    The Immerkaer mask weighs the highest (diagonal) frequencies more than the Laplacian does, so
-    the ratio says how white the grain is: white noise scores highest, blotchy grain lower. Mean
-    absolute over RMS also folds in how heavy-tailed it is, exactly as Measure's two probes see it.
+
+def _powers(probes: tuple[torch.Tensor, torch.Tensor], bins: torch.Tensor, region: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per (bin, channel) over `region`: the mean square Laplacian response, and the square of the
+    mean absolute Immerkaer response (Immerkaer's noise estimate, squared)."""
+    laplacian, immerkaer = probes
+    return _per_bin(laplacian**2, bins, region), _per_bin(immerkaer.abs(), bins, region) ** 2
+
+
+def _bounds(region: torch.Tensor, pad: int) -> tuple[slice, slice]:
+    """The bounding box of `region` grown by `pad` pixels, within its array."""
+    ys, xs = torch.nonzero(region, as_tuple=True)
+    height, width = region.shape
+    return (slice(max(0, int(ys.min()) - pad), min(height, int(ys.max()) + 1 + pad)),
+            slice(max(0, int(xs.min()) - pad), min(width, int(xs.max()) + 1 + pad)))
+
+
+def _sine_window(block: int, device) -> torch.Tensor:
+    n = torch.arange(block, dtype=DTYPE, device=device)
+    w = torch.sin(math.pi * (n + 0.5) / block)
+    return w[:, None] * w[None, :]
+
+
+def quilt_grain(detail: torch.Tensor, source: torch.Tensor, hole: torch.Tensor, block: int, generator) -> torch.Tensor:
+    """A field like `detail` (C, H, W) over the hole's bounding box: blocks cut from windows that
+    lie wholly in `source`, placed on a half-block grid and overlap-added with sine windows."""
+    channels, height, width = detail.shape
+    device = detail.device
+    block = max(2, min(block, height, width) // 2 * 2)
+    step = block // 2
+    outside = F.pad((~source).to(DTYPE).cumsum(0).cumsum(1), (1, 0, 1, 0))
+    bad = outside[block:, block:] - outside[:-block, block:] - outside[block:, :-block] + outside[:-block, :-block]
+    sy, sx = torch.nonzero(bad == bad.min(), as_tuple=True)  # wholly in `source` where possible
+    hy, hx = torch.nonzero(hole, as_tuple=True)
+    y0, x0 = int(hy.min()) - step, int(hx.min()) - step
+    rows = math.ceil((int(hy.max()) + 1 + step - y0 - block) / step) + 1
+    cols = math.ceil((int(hx.max()) + 1 + step - x0 - block) / step) + 1
+    pick = torch.randint(sy.numel(), (rows * cols,), generator=generator, device=device)
+    offsets = torch.arange(block, device=device)
+    # One flat gather straight into fold's (C·block·block, blocks) layout: no copy to reorder.
+    within = (offsets[:, None] * width + offsets[None, :])[:, :, None]  # (block, block, 1)
+    flat = within + (sy[pick] * width + sx[pick])[None, None, :]  # (block, block, blocks)
+    columns = detail.reshape(channels, -1)[:, flat] * _sine_window(block, device)[:, :, None]
+    grid_h, grid_w = (rows - 1) * step + block, (cols - 1) * step + block
+    grid = F.fold(columns.reshape(1, channels * block * block, rows * cols), (grid_h, grid_w), block, stride=step)[0]
+    field = torch.zeros_like(detail)
+    top, left = max(0, y0), max(0, x0)
+    bottom, right = min(height, y0 + grid_h), min(width, x0 + grid_w)
+    field[:, top:bottom, left:right] = grid[:, top - y0 : bottom - y0, left - x0 : right - x0]
+    return field
+
+
+def _grain_gains(missing: tuple, grain: tuple, target: tuple, steps: int = 33) -> tuple[torch.Tensor, torch.Tensor]:
+    """Gains (a, b) ≥ 0 of the fine and mid grain whose sum a·fine + b·mid makes up the `missing`
+    mean square Laplacian and Immerkaer responses together, per (bin, channel).
+
+    The bands of one copied block are correlated, so the power of their sum is a quadratic form:
+    a²·ff + 2ab·fm + b²·mm, with (ff, fm, mm) in `grain` for each probe. Over a fan of directions
+    b/a the best length comes from least squares on both probes' errors relative to `target`;
+    the direction with the smallest error wins (a non-negative fit in two unknowns).
     """
-    return float(_filter3(x, _IMMERKAER)[:, region].abs().mean()
-                 / (_filter3(x, _LAPLACIAN)[:, region].pow(2).mean().sqrt() + 1e-6))
+    angle = torch.linspace(0, math.pi / 2, steps, dtype=DTYPE, device=missing[0].device)
+    cos, sin = angle.cos(), angle.sin()
+
+    def form(ff, fm, mm):  # (BINS, C) -> (BINS, C, steps)
+        return ff[..., None] * cos**2 + 2 * fm[..., None] * cos * sin + mm[..., None] * sin**2
+
+    u = form(*grain[0]) / target[0].clamp(min=1e-12)[..., None]
+    v = form(*grain[1]) / target[1].clamp(min=1e-12)[..., None]
+    p = (missing[0] / target[0].clamp(min=1e-12))[..., None]
+    q = (missing[1] / target[1].clamp(min=1e-12))[..., None]
+    length2 = ((u * p + v * q) / (u**2 + v**2).clamp(min=1e-12)).clamp(min=0)
+    error = (length2 * u - p) ** 2 + (length2 * v - q) ** 2
+    best = error.argmin(dim=-1, keepdim=True)
+    length = length2.gather(-1, best)[..., 0].sqrt()
+    return length * cos[best[..., 0]], length * sin[best[..., 0]]
 
 
-@functools.cache
-def _slope_table() -> tuple[np.ndarray, np.ndarray]:
-    """`_spectral_slope` of white noise blurred by sigma, for sigma on a grid (to invert it)."""
-    generator = torch.Generator().manual_seed(0)
-    white = torch.randn((1, 256, 256), generator=generator, dtype=DTYPE)
-    everywhere = torch.ones((256, 256), dtype=torch.bool)
-    sigmas = np.linspace(0.0, 6.0, 61)
-    slopes = np.array([_spectral_slope(_blur(white, s), everywhere) for s in sigmas])
-    return sigmas, slopes
-
-
-def _blur_for_slope(slope: float) -> float:
-    sigmas, slopes = _slope_table()
-    order = np.argsort(slopes)
-    return float(np.interp(slope, slopes[order], sigmas[order]))
-
-
-def _laplacian(x: torch.Tensor) -> torch.Tensor:
-    """4-neighbour Laplacian of (C, H, W), as OpenCV's ksize=1 (the Measure step's texture probe)."""
-    return _filter3(x, _LAPLACIAN)
-
-
-def _rms(values: torch.Tensor) -> torch.Tensor:
-    return values.pow(2).mean(dim=-1).sqrt()
-
-
-def _noise_level(response: torch.Tensor, bins: torch.Tensor, region: torch.Tensor, edges: torch.Tensor) -> torch.Tensor:
-    """RMS of a high-pass `response` per (intensity bin, channel) over `region` minus structural
-    edges; the region's overall level where a bin has too few pixels."""
-    usable = region & ~edges
-    if usable.sum() < MIN_SAMPLES:
-        usable = region
-    overall = _rms(response[:, usable])
-    levels = overall[None, :].repeat(BINS, 1)
-    for b in range(BINS):
-        selected = usable & (bins == b)
-        if selected.sum() >= MIN_SAMPLES:
-            levels[b] = _rms(response[:, selected])
-    return levels
-
-
-def regrain_crop(crop: np.ndarray, hole: np.ndarray, seed: int, feather: float, device: torch.device) -> np.ndarray:
+def regrain_crop(crop: np.ndarray, hole: np.ndarray, seed: int, feather: float, device: torch.device,
+                 block: int = 32) -> np.ndarray:
     """Re-grain `hole` inside one crop (HxWxC or HxW uint8); returns the new crop."""
     grey = crop.ndim == 2
     x = torch.from_numpy(crop[None] if grey else np.ascontiguousarray(crop.transpose(2, 0, 1))).to(device, DTYPE)
@@ -133,40 +190,53 @@ def regrain_crop(crop: np.ndarray, hole: np.ndarray, seed: int, feather: float, 
     known = ~hole_t
     if known.sum() < MIN_SAMPLES or hole_t.sum() == 0:
         return crop
-    residual = _residual(x)
-    base = x - residual
-    detail = _laplacian(x)
+    fine_base, base = _blur(x, BANDS[0]), _blur(x, BANDS[1])
+    fine, mid = x - fine_base, fine_base - base
 
-    # The grain is measured by the Laplacian that Measure uses; the strongest 2% of responses are
-    # structure (edges of things), not grain, and stay out of the statistics.
-    luma_detail = detail.abs().mean(dim=0)
-    edges = luma_detail > torch.quantile(luma_detail[known], 0.98)
+    image_probes = _probes(x)
+    strength = image_probes[0].abs().mean(dim=0)
+    calm = known & (strength <= torch.quantile(strength[known], EDGE_QUANTILE))
     bins = torch.bucketize(base.mean(dim=0), torch.linspace(0, 255, BINS + 1, device=device, dtype=DTYPE)[1:-1])
-    target = _noise_level(detail, bins, known, edges)
-    current = _noise_level(detail, bins, hole_t, edges)
-    target_map = target[bins].permute(2, 0, 1)  # (C, H, W)
-    current_map = current[bins].permute(2, 0, 1)
 
-    # Synthetic grain: white noise mixed across channels like the photo's, blurred to its blotchiness.
     generator = torch.Generator(device=device).manual_seed(seed & 0x7FFFFFFFFFFFFFFF)
     channels = x.shape[0]
-    noise = torch.randn(x.shape, generator=generator, device=device, dtype=DTYPE)
-    calm = known & ~edges
-    if channels > 1:
-        correlation = torch.corrcoef(residual[:, calm]) + 1e-3 * torch.eye(channels, device=device, dtype=DTYPE)
-        noise = torch.einsum("ij,jhw->ihw", torch.linalg.cholesky(correlation), noise)
-    noise = _blur(noise, _blur_for_slope(_spectral_slope(x, calm)))
-    noise = noise / (_rms(_laplacian(noise).flatten(1))[:, None, None] + 1e-6)  # unit Laplacian level
+    grain = quilt_grain(torch.cat([fine, mid]), calm, hole_t, block, generator)
+    # The grain's own levels only matter inside the hole: probe its bounding box (+1 px), not the crop.
+    rows, cols = _bounds(hole_t, 1)
+    (fine_lap, mid_lap), (fine_imm, mid_imm) = (probe.split(channels) for probe in _probes(grain[:, rows, cols]))
+    inner_hole, inner_bins = hole_t[rows, cols], bins[rows, cols]
 
-    # Too smooth: add what is missing (variances add). Too sharp (over 1.2x): scale the residual down.
-    # A fill within 15% of the photo's level is left as it is: adding grain to a fill that already
-    # has it only makes it noisier than the truth.
-    smooth = current_map < 0.85 * target_map
-    missing = torch.where(smooth, (target_map.pow(2) - current_map.pow(2)).clamp(min=0).sqrt(), torch.zeros_like(current_map))
-    excess = current_map > 1.2 * target_map
-    shrink = torch.where(excess, target_map / current_map.clamp(min=1e-6), torch.ones_like(current_map))
-    regrained = base + residual * shrink + noise * missing
+    def cross(a, b):
+        return _per_bin(a * b, inner_bins, inner_hole)
 
+    # Immerkaer's level is a mean absolute response (as Measure's noise probe reads it, robust to
+    # the odd edge): its square enters the form, coupled by the bands' correlation.
+    fine_abs, mid_abs = cross(fine_imm.abs(), 1) ** 2, cross(mid_imm.abs(), 1) ** 2
+    correlation = cross(fine_imm, mid_imm) / (cross(fine_imm, fine_imm) * cross(mid_imm, mid_imm)).sqrt().clamp(min=1e-12)
+    grain_powers = ((cross(fine_lap, fine_lap), cross(fine_lap, mid_lap), cross(mid_lap, mid_lap)),
+                    (fine_abs, correlation * (fine_abs * mid_abs).sqrt(), mid_abs))
+    fine_grain, mid_grain = grain.split(channels)
+    target_lap, target_imm = _powers(image_probes, bins, calm)
+    fill_lap, fill_imm = _powers(image_probes, bins, hole_t)
+    # A fill within 15-20% of the photo's level by both probes is left alone: more grain on a fill
+    # that already has it only makes it noisier than the truth. Otherwise the fill keeps as much
+    # of its own detail as fits under the target by both probes (the ripples fast marching leaves
+    # are too sharp for how smooth it is) and the photo's grain makes up the rest (the fill and
+    # grain from elsewhere are independent: their powers add).
+    lap_ratio = (fill_lap / target_lap.clamp(min=1e-12)).sqrt()
+    imm_ratio = (fill_imm / target_imm.clamp(min=1e-12)).sqrt()
+    within = (lap_ratio >= 0.85) & (lap_ratio <= 1.2) & (imm_ratio >= 0.85) & (imm_ratio <= 1.2)
+    worst = torch.maximum(lap_ratio, imm_ratio)
+    shrink = torch.where(~within & (worst > 1), 1 / worst.clamp(min=1e-12), torch.ones_like(worst))
+    missing = ((target_lap - shrink**2 * fill_lap).clamp(min=0), (target_imm - shrink**2 * fill_imm).clamp(min=0))
+    fine_gain, mid_gain = _grain_gains(missing, grain_powers, (target_lap, target_imm))
+    fine_gain = torch.where(within, torch.zeros_like(fine_gain), fine_gain)
+    mid_gain = torch.where(within, torch.zeros_like(mid_gain), mid_gain)
+
+    def per_pixel(table: torch.Tensor) -> torch.Tensor:  # (BINS, C) -> (C, H, W)
+        return table[bins].permute(2, 0, 1)
+
+    regrained = base + (fine + mid) * per_pixel(shrink) + fine_grain * per_pixel(fine_gain) + mid_grain * per_pixel(mid_gain)
     weight = torch.from_numpy(feather_weight(hole, feather)).to(device)
     out = x + (regrained - x) * weight[None]
     out = out.round().clamp(0, 255).to(torch.uint8).cpu().numpy()
@@ -175,17 +245,17 @@ def regrain_crop(crop: np.ndarray, hole: np.ndarray, seed: int, feather: float, 
 
 class Regrain:
     name = "regrain"
-    version = "1"  # bump when the output bytes change: finished work is keyed by it
+    version = "2"  # bump when the output bytes change: finished work is keyed by it
 
     def __init__(self, config):
         self.feather = config.regrain.feather
         self.margin = config.regrain.margin
+        self.block = config.regrain.block
         self.device = pick_device(config.device)
 
     def __call__(self, image: np.ndarray, mask: np.ndarray, context) -> np.ndarray:
         out = image.copy()
         for number, (rows, cols) in enumerate(mask_components(mask, self.margin)):
-            out[rows, cols] = regrain_crop(image[rows, cols], mask[rows, cols], context.seed + number, self.feather, self.device)
+            out[rows, cols] = regrain_crop(image[rows, cols], mask[rows, cols], context.seed + number, self.feather,
+                                           self.device, self.block)
         return out
-
-

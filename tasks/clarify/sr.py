@@ -13,7 +13,6 @@ mask only. Needs the optional extra: `pip install clean-clarify[sr]`.
 
 from __future__ import annotations
 
-import hashlib
 import io
 
 import numpy as np
@@ -22,21 +21,11 @@ import torch.nn.functional as F
 
 from tasks.device import pick_device
 from tasks.masks import feather_weight, mask_components
-from tasks.uris import read_bytes
-
-
-class WeightsError(ValueError):
-    """The configured weights cannot be used (missing, wrong hash, unknown format)."""
+from tasks.weights import WeightsError, read_verified
 
 
 def load_state_dict(uri: str, sha256: str | None, with_digest: bool = False):
-    try:
-        data = read_bytes(uri, what="sr weights")
-    except Exception as exc:  # RowError from read_bytes reads well here too
-        raise WeightsError(str(exc)) from None
-    digest = hashlib.sha256(data).hexdigest()
-    if sha256 and digest != sha256.lower():
-        raise WeightsError(f"sr weights {uri}: sha256 is {digest}, the config expects {sha256}")
+    data, digest = read_verified(uri, sha256, what="sr weights")
     name = uri.lower()
     if name.endswith(".safetensors"):
         from safetensors.torch import load as load_safetensors

@@ -20,6 +20,7 @@ import numpy as np
 
 from tasks.clean.blur import MosaicBlur
 from tasks.clean.exemplar import Exemplar
+from tasks.clean.lama import Lama
 from tasks.clean.telea import Telea
 from tasks.clean.text import TextRemover
 from tasks.workers import worker_instance
@@ -47,7 +48,9 @@ class Engine(Protocol):
 
 
 # Removal engines, chosen per `removal` class in the config.
-ENGINES: dict[str, type] = {Exemplar.name: Exemplar, Telea.name: Telea, TextRemover.name: TextRemover}
+ENGINES: dict[str, type] = {
+    Exemplar.name: Exemplar, Lama.name: Lama, Telea.name: Telea, TextRemover.name: TextRemover,
+}
 # The privacy action; not a removal engine.
 BLUR = MosaicBlur
 
