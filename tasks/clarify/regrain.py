@@ -8,12 +8,12 @@ takes texture (A. Efros, W. Freeman, SIGGRAPH 2001):
    and two detail bands: fine (image minus a Gaussian of sigma 1) and mid (sigma 1 minus sigma 3).
 2. The photo's grain: in the known pixels of the crop minus the strongest 2% of Laplacian
    responses (edges of things, not grain), the RMS Laplacian and the mean |Immerkaer| response
-   (the Measure step's texture and noise probes) per channel and per intensity bin (the camera's noise level function: sensors are noisier in
-   the highlights, and each channel has its own level).
-3. Grain to add: blocks of both bands cut from calm known windows of the crop and overlap-added
-   with sine windows (their squares sum to 1, so the blend keeps the grain's variance). Copied
-   grain keeps what a parametric model loses: the blotchiness that demosaicing and JPEG give it,
-   its correlation across channels, and its heavy tails.
+   (the Measure step's texture and noise probes) per channel and per intensity bin: the camera's
+   noise level function (sensors are noisier in the highlights, each channel has its own level).
+3. Grain to add: blocks of both bands cut from known windows of the crop (their rare strongest
+   responses clipped) and overlap-added with sine windows (their squares sum to 1, so the blend
+   keeps the grain's variance). Copied grain keeps what a parametric model loses: the blotchiness
+   that demosaicing and JPEG give it, its correlation across channels, and its heavy tails.
 4. A fill within 15-20% of the target by both probes is left alone. Otherwise it keeps as much of
    its own detail as fits under the target by both (fast marching leaves ripples too sharp for how
    smooth it is), and the two grain bands make up the rest, with the gains that meet both probes
@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -39,6 +40,9 @@ BANDS = (1.0, 3.0)  # Gaussian sigmas: fine = image - G(1), mid = G(1) - G(3), b
 BINS = 6  # intensity bins of the noise level function
 MIN_SAMPLES = 64  # fewer known pixels than this teach nothing: the crop is left as it is
 POOLING = 1000  # pixels' worth of weight the crop's overall level has in each intensity bin
+THIN_HOLE = 2 * BANDS[1]  # px from the hole's edge to its middle: a thinner hole gets fine grain only
+MAX_GAIN = 4.0  # a copied band is never amplified more: past that, its windows are not this grain
+CLIP_QUANTILE = 0.999  # copied detail beyond this quantile of the calm pixels' is clipped
 EDGE_QUANTILE = 0.98  # stronger Laplacian responses are structure, not grain
 # float64: a parallel reduction sums in an order that depends on the thread count, and float32
 # rounding would then flip a few output pixels between a laptop and a Dask worker. In float64 the
@@ -155,7 +159,7 @@ def quilt_grain(detail: torch.Tensor, source: torch.Tensor, hole: torch.Tensor, 
     return field
 
 
-def _grain_gains(missing: tuple, grain: tuple, target: tuple, steps: int = 33) -> tuple[torch.Tensor, torch.Tensor]:
+def _grain_gains(missing: tuple, grain: tuple, target: tuple, steps: int = 33, fine_only: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """Gains (a, b) ≥ 0 of the fine and mid grain whose sum a·fine + b·mid makes up the `missing`
     mean square Laplacian and Immerkaer responses together, per (bin, channel).
 
@@ -164,7 +168,8 @@ def _grain_gains(missing: tuple, grain: tuple, target: tuple, steps: int = 33) -
     b/a the best length comes from least squares on both probes' errors relative to `target`;
     the direction with the smallest error wins (a non-negative fit in two unknowns).
     """
-    angle = torch.linspace(0, math.pi / 2, steps, dtype=DTYPE, device=missing[0].device)
+    angle = torch.linspace(0, 0 if fine_only else math.pi / 2, 1 if fine_only else steps, dtype=DTYPE,
+                           device=missing[0].device)
     cos, sin = angle.cos(), angle.sin()
 
     def form(ff, fm, mm):  # (BINS, C) -> (BINS, C, steps)
@@ -177,7 +182,7 @@ def _grain_gains(missing: tuple, grain: tuple, target: tuple, steps: int = 33) -
     length2 = ((u * p + v * q) / (u**2 + v**2).clamp(min=1e-12)).clamp(min=0)
     error = (length2 * u - p) ** 2 + (length2 * v - q) ** 2
     best = error.argmin(dim=-1, keepdim=True)
-    length = length2.gather(-1, best)[..., 0].sqrt()
+    length = length2.gather(-1, best)[..., 0].sqrt().clamp(max=MAX_GAIN)
     return length * cos[best[..., 0]], length * sin[best[..., 0]]
 
 
@@ -200,7 +205,14 @@ def regrain_crop(crop: np.ndarray, hole: np.ndarray, seed: int, feather: float, 
 
     generator = torch.Generator(device=device).manual_seed(seed & 0x7FFFFFFFFFFFFFFF)
     channels = x.shape[0]
-    grain = quilt_grain(torch.cat([fine, mid]), calm, hole_t, block, generator)
+    # Grain is cut from any known window, its few strongest responses clipped to the calm pixels'
+    # 99.9th percentile: an edge crossing a block then reads as grain, not as a copied line, and
+    # the windows stay as textured as the photo around the hole (wholly calm windows would be the
+    # smoothest ones, and the gains that made up for them would amplify whatever they hold).
+    bands = torch.cat([fine, mid])
+    limit = torch.quantile(bands[:, calm].abs(), CLIP_QUANTILE, dim=1)[:, None, None]
+    clipped = bands * (limit / bands.abs().clamp(min=1e-12)).clamp(max=1)
+    grain = quilt_grain(clipped, known, hole_t, block, generator)
     # The grain's own levels only matter inside the hole: probe its bounding box (+1 px), not the crop.
     rows, cols = _bounds(hole_t, 1)
     (fine_lap, mid_lap), (fine_imm, mid_imm) = (probe.split(channels) for probe in _probes(grain[:, rows, cols]))
@@ -229,7 +241,10 @@ def regrain_crop(crop: np.ndarray, hole: np.ndarray, seed: int, feather: float, 
     worst = torch.maximum(lap_ratio, imm_ratio)
     shrink = torch.where(~within & (worst > 1), 1 / worst.clamp(min=1e-12), torch.ones_like(worst))
     missing = ((target_lap - shrink**2 * fill_lap).clamp(min=0), (target_imm - shrink**2 * fill_imm).clamp(min=0))
-    fine_gain, mid_gain = _grain_gains(missing, grain_powers, (target_lap, target_imm))
+    # A hole thinner than the mid band (the strokes of a text) takes fine grain only: structure at
+    # the scale of the hole, cut from elsewhere, would redraw the letters' outline in its pattern.
+    thin = float(cv2.distanceTransform(hole.astype(np.uint8), cv2.DIST_L2, 3).max()) < THIN_HOLE
+    fine_gain, mid_gain = _grain_gains(missing, grain_powers, (target_lap, target_imm), fine_only=thin)
     fine_gain = torch.where(within, torch.zeros_like(fine_gain), fine_gain)
     mid_gain = torch.where(within, torch.zeros_like(mid_gain), mid_gain)
 
