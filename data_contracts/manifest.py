@@ -14,7 +14,6 @@ from typing import Any, Callable
 
 import fsspec
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 REMOVAL_CLASSES = ("object", "text")
 ACTIONS = ("remove", "blur")
@@ -70,10 +69,10 @@ CONTRACT_COLUMNS = frozenset(c.name for c in COLUMNS)
 def read_manifest(uri: str) -> pa.Table:
     """Read a manifest through fsspec and check the table-level contract."""
     try:
+        from tasks.uris import parquet_from_bytes
+
         with fsspec.open(uri, "rb") as f:
-            # use_threads=False: pyarrow 26 can abort at interpreter exit after a threaded read
-            # from a Python file object ("terminate called without an active exception").
-            table = pq.read_table(f, use_threads=False)
+            table = parquet_from_bytes(f.read())  # not pq.read_table(f): see parquet_from_bytes
     except FileNotFoundError as exc:
         raise ManifestError(f"manifest not found: {uri}") from exc
     except (pa.ArrowInvalid, OSError) as exc:

@@ -9,7 +9,6 @@ credentials, a region.
 from __future__ import annotations
 
 import hashlib
-import io
 import logging
 import re
 from pathlib import Path
@@ -23,6 +22,7 @@ import s3fs  # noqa: E402
 
 from flows.sanitize import sanitize  # noqa: E402
 from tasks.demo import write_demo  # noqa: E402
+from tasks.uris import parquet_from_bytes  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
@@ -93,8 +93,8 @@ def test_a_release_is_published_to_the_bucket(s3, dataset, first_release):
     assert f"{release}report/index.html" in keys and f"{release}validation/release.json" in keys
 
     source = pq.read_table(dataset / "manifest.parquet")
-    published = pq.read_table(io.BytesIO(_get(s3, f"{release}manifest.parquet")))
-    quarantined = pq.read_table(io.BytesIO(_get(s3, f"{release}quarantine.parquet")))
+    published = parquet_from_bytes(_get(s3, f"{release}manifest.parquet"))
+    quarantined = parquet_from_bytes(_get(s3, f"{release}quarantine.parquet"))
     assert published.num_rows + quarantined.num_rows == source.num_rows == 8
     assert sorted(published.column("image_id").to_pylist() + quarantined.column("image_id").to_pylist()) == sorted(
         source.column("image_id").to_pylist())

@@ -109,11 +109,11 @@ def _probes(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return laplacian, immerkaer
 
 
-def _powers(probes: tuple[torch.Tensor, torch.Tensor], bins: torch.Tensor, region: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per (bin, channel) over `region`: the mean square Laplacian response, and the square of the
-    mean absolute Immerkaer response (Immerkaer's noise estimate, squared)."""
-    laplacian, immerkaer = probes
-    return _per_bin(laplacian**2, bins, region), _per_bin(immerkaer.abs(), bins, region) ** 2
+def _quantile(values: torch.Tensor, q: float) -> torch.Tensor:
+    """The `q` quantile of each row of (R, n) `values` (the nearest rank below): a selection in
+    linear time, where torch.quantile sorts."""
+    rank = max(1, min(values.shape[1], int(q * (values.shape[1] - 1)) + 1))
+    return values.kthvalue(rank, dim=1).values
 
 
 def _bounds(region: torch.Tensor, pad: int) -> tuple[slice, slice]:
@@ -200,7 +200,7 @@ def regrain_crop(crop: np.ndarray, hole: np.ndarray, seed: int, feather: float, 
 
     image_probes = _probes(x)
     strength = image_probes[0].abs().mean(dim=0)
-    calm = known & (strength <= torch.quantile(strength[known], EDGE_QUANTILE))
+    calm = known & (strength <= _quantile(strength[known][None], EDGE_QUANTILE)[0])
     bins = torch.bucketize(base.mean(dim=0), torch.linspace(0, 255, BINS + 1, device=device, dtype=DTYPE)[1:-1])
 
     generator = torch.Generator(device=device).manual_seed(seed & 0x7FFFFFFFFFFFFFFF)
@@ -210,7 +210,7 @@ def regrain_crop(crop: np.ndarray, hole: np.ndarray, seed: int, feather: float, 
     # the windows stay as textured as the photo around the hole (wholly calm windows would be the
     # smoothest ones, and the gains that made up for them would amplify whatever they hold).
     bands = torch.cat([fine, mid])
-    limit = torch.quantile(bands[:, calm].abs(), CLIP_QUANTILE, dim=1)[:, None, None]
+    limit = _quantile(bands[:, calm].abs(), CLIP_QUANTILE)[:, None, None]
     clipped = bands * (limit / bands.abs().clamp(min=1e-12)).clamp(max=1)
     grain = quilt_grain(clipped, known, hole_t, block, generator)
     # The grain's own levels only matter inside the hole: probe its bounding box (+1 px), not the crop.
@@ -218,18 +218,19 @@ def regrain_crop(crop: np.ndarray, hole: np.ndarray, seed: int, feather: float, 
     (fine_lap, mid_lap), (fine_imm, mid_imm) = (probe.split(channels) for probe in _probes(grain[:, rows, cols]))
     inner_hole, inner_bins = hole_t[rows, cols], bins[rows, cols]
 
-    def cross(a, b):
-        return _per_bin(a * b, inner_bins, inner_hole)
-
+    # All the grain's statistics in one pass: (BINS, C) tables of each product's mean in the hole.
+    (ff_lap, fm_lap, mm_lap, f_abs, m_abs, fm_imm, ff_imm, mm_imm) = _per_bin(torch.cat([
+        fine_lap**2, fine_lap * mid_lap, mid_lap**2, fine_imm.abs(), mid_imm.abs(),
+        fine_imm * mid_imm, fine_imm**2, mid_imm**2]), inner_bins, inner_hole).split(channels, dim=1)
     # Immerkaer's level is a mean absolute response (as Measure's noise probe reads it, robust to
     # the odd edge): its square enters the form, coupled by the bands' correlation.
-    fine_abs, mid_abs = cross(fine_imm.abs(), 1) ** 2, cross(mid_imm.abs(), 1) ** 2
-    correlation = cross(fine_imm, mid_imm) / (cross(fine_imm, fine_imm) * cross(mid_imm, mid_imm)).sqrt().clamp(min=1e-12)
-    grain_powers = ((cross(fine_lap, fine_lap), cross(fine_lap, mid_lap), cross(mid_lap, mid_lap)),
-                    (fine_abs, correlation * (fine_abs * mid_abs).sqrt(), mid_abs))
+    correlation = fm_imm / (ff_imm * mm_imm).sqrt().clamp(min=1e-12)
+    grain_powers = ((ff_lap, fm_lap, mm_lap), (f_abs**2, correlation * f_abs * m_abs, m_abs**2))
     fine_grain, mid_grain = grain.split(channels)
-    target_lap, target_imm = _powers(image_probes, bins, calm)
-    fill_lap, fill_imm = _powers(image_probes, bins, hole_t)
+    image_powers = torch.cat([image_probes[0] ** 2, image_probes[1].abs()])
+    target_lap, target_imm = _per_bin(image_powers, bins, calm).split(channels, dim=1)
+    fill_lap, fill_imm = _per_bin(image_powers, bins, hole_t).split(channels, dim=1)
+    target_imm, fill_imm = target_imm**2, fill_imm**2
     # A fill within 15-20% of the photo's level by both probes is left alone: more grain on a fill
     # that already has it only makes it noisier than the truth. Otherwise the fill keeps as much
     # of its own detail as fits under the target by both probes (the ripples fast marching leaves
