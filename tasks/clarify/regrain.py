@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 
 from tasks.device import pick_device
-from tasks.masks import feather_weight, mask_components
+from tasks.masks import mask_components
 
 BANDS = (1.0, 3.0)  # Gaussian sigmas: fine = image - G(1), mid = G(1) - G(3), base = G(3)
 BINS = 6  # intensity bins of the noise level function
@@ -43,6 +43,8 @@ POOLING = 1000  # pixels' worth of weight the crop's overall level has in each i
 THIN_HOLE = 2 * BANDS[1]  # px from the hole's edge to its middle: a thinner hole gets fine grain only
 MAX_GAIN = 4.0  # a copied band is never amplified more: past that, its windows are not this grain
 CLIP_QUANTILE = 0.999  # copied detail beyond this quantile of the calm pixels' is clipped
+STRIDE = 2  # statistics read on every 2nd pixel of each axis...
+MIN_STRIDED = 1024  # ...when the hole still has this many of them
 EDGE_QUANTILE = 0.98  # stronger Laplacian responses are structure, not grain
 # float64: a parallel reduction sums in an order that depends on the thread count, and float32
 # rounding would then flip a few output pixels between a laptop and a Dask worker. In float64 the
@@ -96,17 +98,19 @@ def _per_bin(values: torch.Tensor, bins: torch.Tensor, region: torch.Tensor) -> 
     return (sums + POOLING * overall[None, :]) / (counts[:, None] + POOLING)
 
 
-def _probes(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """The Laplacian and Immerkaer responses of (C, H, W) with reflected borders (shifted sums,
-    for the reason `_blur` gives)."""
+def _probes(x: torch.Tensor, step: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    """The Laplacian and Immerkaer responses of (C, H, W) with reflected borders, at every
+    `step`-th pixel of each axis (shifted sums, for the reason `_blur` gives)."""
     height, width = x.shape[1:]
     p = F.pad(x[None], (1, 1, 1, 1), mode="reflect")[0]
-    centre = p[:, 1 : height + 1, 1 : width + 1]
-    edges = p[:, :height, 1 : width + 1] + p[:, 2:, 1 : width + 1] + p[:, 1 : height + 1, :width] + p[:, 1 : height + 1, 2:]
-    corners = p[:, :height, :width] + p[:, :height, 2:] + p[:, 2:, :width] + p[:, 2:, 2:]
-    laplacian = edges - 4 * centre
-    immerkaer = corners - 2 * edges + 4 * centre
-    return laplacian, immerkaer
+
+    def shifted(dy: int, dx: int) -> torch.Tensor:
+        return p[:, 1 + dy : 1 + dy + height : step, 1 + dx : 1 + dx + width : step]
+
+    centre = shifted(0, 0)
+    edges = shifted(-1, 0) + shifted(1, 0) + shifted(0, -1) + shifted(0, 1)
+    corners = shifted(-1, -1) + shifted(-1, 1) + shifted(1, -1) + shifted(1, 1)
+    return edges - 4 * centre, corners - 2 * edges + 4 * centre
 
 
 def _quantile(values: torch.Tensor, q: float) -> torch.Tensor:
@@ -130,9 +134,10 @@ def _sine_window(block: int, device) -> torch.Tensor:
     return w[:, None] * w[None, :]
 
 
-def quilt_grain(detail: torch.Tensor, source: torch.Tensor, hole: torch.Tensor, block: int, generator) -> torch.Tensor:
-    """A field like `detail` (C, H, W) over the hole's bounding box: blocks cut from windows that
-    lie wholly in `source`, placed on a half-block grid and overlap-added with sine windows."""
+def quilt_grain(detail: torch.Tensor, source: torch.Tensor, hole: torch.Tensor, box: tuple[slice, slice], block: int,
+                generator) -> torch.Tensor:
+    """A field like `detail` (C, H, W), over `box` (which holds the hole): blocks cut from windows
+    that lie wholly in `source`, placed on a half-block grid and overlap-added with sine windows."""
     channels, height, width = detail.shape
     device = detail.device
     block = max(2, min(block, height, width) // 2 * 2)
@@ -152,10 +157,12 @@ def quilt_grain(detail: torch.Tensor, source: torch.Tensor, hole: torch.Tensor, 
     columns = detail.reshape(channels, -1)[:, flat] * _sine_window(block, device)[:, :, None]
     grid_h, grid_w = (rows - 1) * step + block, (cols - 1) * step + block
     grid = F.fold(columns.reshape(1, channels * block * block, rows * cols), (grid_h, grid_w), block, stride=step)[0]
-    field = torch.zeros_like(detail)
-    top, left = max(0, y0), max(0, x0)
-    bottom, right = min(height, y0 + grid_h), min(width, x0 + grid_w)
-    field[:, top:bottom, left:right] = grid[:, top - y0 : bottom - y0, left - x0 : right - x0]
+    # The grid covers the hole with half a block to spare; `box` may reach further (clipped: zero).
+    top, left = box[0].start, box[1].start
+    field = torch.zeros((channels, box[0].stop - top, box[1].stop - left), dtype=detail.dtype, device=device)
+    gy0, gx0 = max(top, y0), max(left, x0)
+    gy1, gx1 = min(box[0].stop, y0 + grid_h), min(box[1].stop, x0 + grid_w)
+    field[:, gy0 - top : gy1 - top, gx0 - left : gx1 - left] = grid[:, gy0 - y0 : gy1 - y0, gx0 - x0 : gx1 - x0]
     return field
 
 
@@ -198,10 +205,15 @@ def regrain_crop(crop: np.ndarray, hole: np.ndarray, seed: int, feather: float, 
     fine_base, base = _blur(x, BANDS[0]), _blur(x, BANDS[1])
     fine, mid = x - fine_base, fine_base - base
 
-    image_probes = _probes(x)
+    # Statistics are read on every STRIDE-th pixel of each axis (a quarter of them) once the hole
+    # is large enough: levels are averages, and this is where most of the time went.
+    step = STRIDE if int(hole_t.sum()) >= STRIDE**2 * MIN_STRIDED else 1
+    sampled_known, sampled_hole = known[::step, ::step], hole_t[::step, ::step]
+    image_probes = _probes(x, step)
     strength = image_probes[0].abs().mean(dim=0)
-    calm = known & (strength <= _quantile(strength[known][None], EDGE_QUANTILE)[0])
+    calm = sampled_known & (strength <= _quantile(strength[sampled_known][None], EDGE_QUANTILE)[0])
     bins = torch.bucketize(base.mean(dim=0), torch.linspace(0, 255, BINS + 1, device=device, dtype=DTYPE)[1:-1])
+    sampled_bins = bins[::step, ::step]
 
     generator = torch.Generator(device=device).manual_seed(seed & 0x7FFFFFFFFFFFFFFF)
     channels = x.shape[0]
@@ -210,13 +222,13 @@ def regrain_crop(crop: np.ndarray, hole: np.ndarray, seed: int, feather: float, 
     # the windows stay as textured as the photo around the hole (wholly calm windows would be the
     # smoothest ones, and the gains that made up for them would amplify whatever they hold).
     bands = torch.cat([fine, mid])
-    limit = _quantile(bands[:, calm].abs(), CLIP_QUANTILE)[:, None, None]
-    clipped = bands * (limit / bands.abs().clamp(min=1e-12)).clamp(max=1)
-    grain = quilt_grain(clipped, known, hole_t, block, generator)
-    # The grain's own levels only matter inside the hole: probe its bounding box (+1 px), not the crop.
+    limit = _quantile(bands[:, ::step, ::step][:, calm].abs(), CLIP_QUANTILE)[:, None, None]
+    # The grain's levels only matter inside the hole: it is made and probed over the hole's
+    # bounding box (+1 px for the probes), not the crop.
     rows, cols = _bounds(hole_t, 1)
-    (fine_lap, mid_lap), (fine_imm, mid_imm) = (probe.split(channels) for probe in _probes(grain[:, rows, cols]))
-    inner_hole, inner_bins = hole_t[rows, cols], bins[rows, cols]
+    grain = quilt_grain(torch.clamp(bands, -limit, limit), known, hole_t, (rows, cols), block, generator)
+    (fine_lap, mid_lap), (fine_imm, mid_imm) = (probe.split(channels) for probe in _probes(grain, step))
+    inner_hole, inner_bins = hole_t[rows, cols][::step, ::step], bins[rows, cols][::step, ::step]
 
     # All the grain's statistics in one pass: (BINS, C) tables of each product's mean in the hole.
     (ff_lap, fm_lap, mm_lap, f_abs, m_abs, fm_imm, ff_imm, mm_imm) = _per_bin(torch.cat([
@@ -226,10 +238,9 @@ def regrain_crop(crop: np.ndarray, hole: np.ndarray, seed: int, feather: float, 
     # the odd edge): its square enters the form, coupled by the bands' correlation.
     correlation = fm_imm / (ff_imm * mm_imm).sqrt().clamp(min=1e-12)
     grain_powers = ((ff_lap, fm_lap, mm_lap), (f_abs**2, correlation * f_abs * m_abs, m_abs**2))
-    fine_grain, mid_grain = grain.split(channels)
     image_powers = torch.cat([image_probes[0] ** 2, image_probes[1].abs()])
-    target_lap, target_imm = _per_bin(image_powers, bins, calm).split(channels, dim=1)
-    fill_lap, fill_imm = _per_bin(image_powers, bins, hole_t).split(channels, dim=1)
+    target_lap, target_imm = _per_bin(image_powers, sampled_bins, calm).split(channels, dim=1)
+    fill_lap, fill_imm = _per_bin(image_powers, sampled_bins, sampled_hole).split(channels, dim=1)
     target_imm, fill_imm = target_imm**2, fill_imm**2
     # A fill within 15-20% of the photo's level by both probes is left alone: more grain on a fill
     # that already has it only makes it noisier than the truth. Otherwise the fill keeps as much
@@ -244,19 +255,31 @@ def regrain_crop(crop: np.ndarray, hole: np.ndarray, seed: int, feather: float, 
     missing = ((target_lap - shrink**2 * fill_lap).clamp(min=0), (target_imm - shrink**2 * fill_imm).clamp(min=0))
     # A hole thinner than the mid band (the strokes of a text) takes fine grain only: structure at
     # the scale of the hole, cut from elsewhere, would redraw the letters' outline in its pattern.
-    thin = float(cv2.distanceTransform(hole.astype(np.uint8), cv2.DIST_L2, 3).max()) < THIN_HOLE
+    depth = cv2.distanceTransform(hole.astype(np.uint8), cv2.DIST_L2, 3)  # px to the hole's edge
+    thin = float(depth.max()) < THIN_HOLE
     fine_gain, mid_gain = _grain_gains(missing, grain_powers, (target_lap, target_imm), fine_only=thin)
     fine_gain = torch.where(within, torch.zeros_like(fine_gain), fine_gain)
     mid_gain = torch.where(within, torch.zeros_like(mid_gain), mid_gain)
 
-    def per_pixel(table: torch.Tensor) -> torch.Tensor:  # (BINS, C) -> (C, H, W)
-        return table[bins].permute(2, 0, 1)
+    # Only the hole's bounding box changes (the grain's box is one pixel larger).
+    box_rows, box_cols = _bounds(hole_t, 0)
+    inner = (slice(box_rows.start - rows.start, box_rows.stop - rows.start),
+             slice(box_cols.start - cols.start, box_cols.stop - cols.start))
+    box_bins = bins[box_rows, box_cols]
 
-    regrained = base + (fine + mid) * per_pixel(shrink) + fine_grain * per_pixel(fine_gain) + mid_grain * per_pixel(mid_gain)
-    weight = torch.from_numpy(feather_weight(hole, feather)).to(device)
-    out = x + (regrained - x) * weight[None]
-    out = out.round().clamp(0, 255).to(torch.uint8).cpu().numpy()
-    return out[0] if grey else out.transpose(1, 2, 0)
+    def per_pixel(table: torch.Tensor) -> torch.Tensor:  # (BINS, C) -> (C, h, w) over the box
+        return table[box_bins].permute(2, 0, 1)
+
+    fine_grain, mid_grain = (g[:, inner[0], inner[1]] for g in grain.split(channels))
+    change = ((fine + mid)[:, box_rows, box_cols] * (per_pixel(shrink) - 1) + fine_grain * per_pixel(fine_gain)
+              + mid_grain * per_pixel(mid_gain))
+    weight = depth[box_rows, box_cols]
+    weight = torch.from_numpy(np.clip(weight / feather, 0, 1) if feather > 0 else (weight > 0).astype(np.float32))
+    box = (x[:, box_rows, box_cols] + change * weight.to(device, DTYPE)[None]).round().clamp(0, 255)
+    box = box.to(torch.uint8).cpu().numpy()
+    out = crop.copy()
+    out[box_rows, box_cols] = box[0] if grey else box.transpose(1, 2, 0)
+    return out
 
 
 class Regrain:
