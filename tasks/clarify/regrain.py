@@ -11,7 +11,7 @@ takes texture (A. Efros, W. Freeman, SIGGRAPH 2001):
    (the Measure step's texture and noise probes) per channel and per intensity bin: the camera's
    noise level function (sensors are noisier in the highlights, each channel has its own level).
 3. Grain to add: blocks of both bands cut from known windows of the crop (their rare strongest
-   responses clipped) and overlap-added with sine windows (their squares sum to 1, so the blend
+   responses clipped) and cross-faded where they overlap (their squares sum to 1, so the blend
    keeps the grain's variance). Copied grain keeps what a parametric model loses: the blotchiness
    that demosaicing and JPEG give it, its correlation across channels, and its heavy tails.
 4. A fill within 15-20% of the target by both probes is left alone. Otherwise it keeps as much of
@@ -45,7 +45,8 @@ MAX_GAIN = 4.0  # a copied band is never amplified more: past that, its windows 
 CLIP_QUANTILE = 0.999  # copied detail beyond this quantile of the calm pixels' is clipped
 STRIDE = 2  # statistics read on every 2nd pixel of each axis...
 MIN_STRIDED = 1024  # ...when the hole still has this many of them
-EDGE_QUANTILE = 0.98  # stronger Laplacian responses are structure, not grain
+EDGE_QUANTILE = 0.98  # stronger Laplacian responses are structure, not grain...
+TEXTURE_QUANTILE = 0.995  # ...but the texture level counts all below this one
 # float64: a parallel reduction sums in an order that depends on the thread count, and float32
 # rounding would then flip a few output pixels between a laptop and a Dask worker. In float64 the
 # differences stay far below half a grey level, so a release is the same bytes everywhere.
@@ -128,36 +129,44 @@ def _bounds(region: torch.Tensor, pad: int) -> tuple[slice, slice]:
             slice(max(0, int(xs.min()) - pad), min(width, int(xs.max()) + 1 + pad)))
 
 
-def _sine_window(block: int, device) -> torch.Tensor:
+def _crossfade_window(block: int, overlap: int, device) -> torch.Tensor:
+    """(block, block) window, flat in the middle, rising as a sine and falling as a cosine over
+    `overlap` pixels at each side: where two blocks overlap their squares sum to 1, so blending
+    independent grain keeps its variance."""
     n = torch.arange(block, dtype=DTYPE, device=device)
-    w = torch.sin(math.pi * (n + 0.5) / block)
+    w = torch.ones(block, dtype=DTYPE, device=device)
+    if overlap > 0:
+        ramp = torch.sin(math.pi / 2 * (n[:overlap] + 0.5) / overlap)
+        w[:overlap], w[block - overlap :] = ramp, ramp.flip(0)
     return w[:, None] * w[None, :]
 
 
 def quilt_grain(detail: torch.Tensor, source: torch.Tensor, hole: torch.Tensor, box: tuple[slice, slice], block: int,
                 generator) -> torch.Tensor:
     """A field like `detail` (C, H, W), over `box` (which holds the hole): blocks cut from windows
-    that lie wholly in `source`, placed on a half-block grid and overlap-added with sine windows."""
+    that lie wholly in `source`, placed on a grid and cross-faded where they overlap."""
     channels, height, width = detail.shape
     device = detail.device
-    block = max(2, min(block, height, width) // 2 * 2)
-    step = block // 2
+    block = max(4, min(block, height, width) // 4 * 4)
+    overlap = block // 4  # a quarter of a block cross-fades: each pixel is made of 1 to 4 blocks
+    step = block - overlap
     outside = F.pad((~source).to(DTYPE).cumsum(0).cumsum(1), (1, 0, 1, 0))
     bad = outside[block:, block:] - outside[:-block, block:] - outside[block:, :-block] + outside[:-block, :-block]
     sy, sx = torch.nonzero(bad == bad.min(), as_tuple=True)  # wholly in `source` where possible
     hy, hx = torch.nonzero(hole, as_tuple=True)
-    y0, x0 = int(hy.min()) - step, int(hx.min()) - step
-    rows = math.ceil((int(hy.max()) + 1 + step - y0 - block) / step) + 1
-    cols = math.ceil((int(hx.max()) + 1 + step - x0 - block) / step) + 1
+    # The grid reaches `overlap` beyond the hole, so the hole never lies in an outer ramp.
+    y0, x0 = int(hy.min()) - overlap, int(hx.min()) - overlap
+    rows = max(1, math.ceil((int(hy.max()) + 1 + overlap - y0 - block) / step) + 1)
+    cols = max(1, math.ceil((int(hx.max()) + 1 + overlap - x0 - block) / step) + 1)
     pick = torch.randint(sy.numel(), (rows * cols,), generator=generator, device=device)
     offsets = torch.arange(block, device=device)
     # One flat gather straight into fold's (C·block·block, blocks) layout: no copy to reorder.
     within = (offsets[:, None] * width + offsets[None, :])[:, :, None]  # (block, block, 1)
     flat = within + (sy[pick] * width + sx[pick])[None, None, :]  # (block, block, blocks)
-    columns = detail.reshape(channels, -1)[:, flat] * _sine_window(block, device)[:, :, None]
+    columns = detail.reshape(channels, -1)[:, flat] * _crossfade_window(block, overlap, device)[:, :, None]
     grid_h, grid_w = (rows - 1) * step + block, (cols - 1) * step + block
     grid = F.fold(columns.reshape(1, channels * block * block, rows * cols), (grid_h, grid_w), block, stride=step)[0]
-    # The grid covers the hole with half a block to spare; `box` may reach further (clipped: zero).
+    # `box` may reach beyond the grid: zero there.
     top, left = box[0].start, box[1].start
     field = torch.zeros((channels, box[0].stop - top, box[1].stop - left), dtype=detail.dtype, device=device)
     gy0, gx0 = max(top, y0), max(left, x0)
@@ -239,7 +248,11 @@ def regrain_crop(crop: np.ndarray, hole: np.ndarray, seed: int, feather: float, 
     correlation = fm_imm / (ff_imm * mm_imm).sqrt().clamp(min=1e-12)
     grain_powers = ((ff_lap, fm_lap, mm_lap), (f_abs**2, correlation * f_abs * m_abs, m_abs**2))
     image_powers = torch.cat([image_probes[0] ** 2, image_probes[1].abs()])
-    target_lap, target_imm = _per_bin(image_powers, sampled_bins, calm).split(channels, dim=1)
+    # Texture counts all but the very strongest responses (the hole hides some edges too), grain
+    # only the calm pixels' (an edge is not noise).
+    textured = sampled_known & (strength <= _quantile(strength[sampled_known][None], TEXTURE_QUANTILE)[0])
+    target_lap = _per_bin(image_powers[:channels], sampled_bins, textured)
+    target_imm = _per_bin(image_powers[channels:], sampled_bins, calm)
     fill_lap, fill_imm = _per_bin(image_powers, sampled_bins, sampled_hole).split(channels, dim=1)
     target_imm, fill_imm = target_imm**2, fill_imm**2
     # A fill within 15-20% of the photo's level by both probes is left alone: more grain on a fill
