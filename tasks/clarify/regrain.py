@@ -6,10 +6,11 @@ takes texture (A. Efros, W. Freeman, SIGGRAPH 2001):
 
 1. Around each mask component (a crop at full resolution), split the image into a smooth base
    and two detail bands: fine (image minus a Gaussian of sigma 1) and mid (sigma 1 minus sigma 3).
-2. The photo's grain: in the known pixels of the crop minus the strongest 2% of Laplacian
-   responses (edges of things, not grain), the RMS Laplacian and the mean |Immerkaer| response
-   (the Measure step's texture and noise probes) per channel and per intensity bin: the camera's
-   noise level function (sensors are noisier in the highlights, each channel has its own level).
+2. The photo's grain, from the known pixels of the crop: the RMS Laplacian over all but the
+   strongest 0.5% of Laplacian responses, and the mean |Immerkaer| response over all but the
+   strongest 2% (edges of things, not grain) -- the Measure step's texture and noise probes -- per
+   channel and per intensity bin: the camera's noise level function (sensors are noisier in the
+   highlights, each channel has its own level).
 3. Grain to add: blocks of both bands cut from known windows of the crop (their rare strongest
    responses clipped) and cross-faded where they overlap (their squares sum to 1, so the blend
    keeps the grain's variance). Copied grain keeps what a parametric model loses: the blotchiness
