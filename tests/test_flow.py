@@ -87,7 +87,12 @@ def test_pixels_outside_the_edit_are_untouched(demo_release):
 
 
 def test_removal_gets_closer_to_the_truth(demo_release):
-    """The pasted objects and text are gone: the fill is nearer the untouched photo than the input."""
+    """The pasted objects and text are gone: the fill is nearer the untouched photo than the input.
+
+    No fill can match a textured photo pixel for pixel: the best it can do is grain like the
+    photo's own, which differs from the truth as much as the photo differs from itself a little way
+    off (16 px, past the grain's correlation). So the fill must close most of the gap between the
+    input's error and that floor, not reach an arbitrary share of the input's error."""
     manifest_path, output, _ = demo_release
     root = os.path.dirname(manifest_path)
     release = output / "releases" / "demo-1"
@@ -101,7 +106,11 @@ def test_removal_gets_closer_to_the_truth(demo_release):
         after = upright(release / out["output_uri"]).astype(int)
         pasted = np.abs(before - truth).reshape(truth.shape[0], truth.shape[1], -1).max(axis=-1) > 24
         error_before = np.abs(before - truth)[pasted].mean()
-        assert np.abs(after - truth)[pasted].mean() < 0.6 * error_before, out["image_id"]
+        floor = np.mean([np.abs(np.roll(truth, shift, axis) - truth)[pasted].mean()
+                         for shift in (-16, 16) for axis in (0, 1)])
+        assert floor < 0.8 * error_before, out["image_id"]  # the case tests removal at all
+        error_after = np.abs(after - truth)[pasted].mean()
+        assert error_after < error_before - 0.6 * (error_before - floor), (out["image_id"], error_after, floor)
 
 
 def test_the_flow_run_is_recorded_by_the_prefect_api(demo_release):
