@@ -76,10 +76,17 @@ def mask_components(mask: np.ndarray, margin: int) -> list[tuple[slice, slice]]:
     Engines work on these crops at full resolution (IOPaint's "Crop" strategy): the work scales
     with the edit, not the photo, and nothing is ever downscaled.
     """
-    count, _, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if rows.size == 0:
+        return []
+    # Labelling writes a 32-bit label per pixel: only the mask's bounding box is worth labelling.
+    top, left = int(rows[0]), int(cols[0])
+    inside = np.ascontiguousarray(mask[top : rows[-1] + 1, left : cols[-1] + 1], dtype=np.uint8)
+    count, _, stats, _ = cv2.connectedComponentsWithStats(inside, connectivity=8)
     height, width = mask.shape
     boxes = [
-        [max(0, x - margin), max(0, y - margin), min(width, x + w + margin), min(height, y + h + margin)]
+        [max(0, left + x - margin), max(0, top + y - margin), min(width, left + x + w + margin),
+         min(height, top + y + h + margin)]
         for x, y, w, h, _ in stats[1:count]
     ]
     merged = True

@@ -66,6 +66,27 @@ def test_deterministic_per_seed():
     assert np.array_equal(a, b) and not np.array_equal(a, c)
 
 
+def test_same_bytes_whatever_the_thread_count():
+    """A laptop, a 2-thread Dask worker and a 16-core server must publish the same release: the
+    re-grain's output may not depend on how many threads torch and OpenCV use. A hole large
+    enough for the strided statistics, on the coffee photo."""
+    image = photos.coffee()
+    mask = ellipse(image.shape, (300, 200), (120, 90))
+    smudge = telea(image, mask)
+    outputs = []
+    torch_threads, cv2_threads = torch.get_num_threads(), cv2.getNumThreads()
+    try:
+        for threads in (1, 4):
+            torch.set_num_threads(threads)
+            cv2.setNumThreads(threads)
+            outputs.append(regrain_crop(smudge, mask, seed=7, feather=3.0, device=CPU))
+    finally:
+        torch.set_num_threads(torch_threads)
+        cv2.setNumThreads(cv2_threads)
+    assert np.array_equal(outputs[0], outputs[1])
+    assert (outputs[0][mask] != smudge[mask]).any()
+
+
 def test_noise_level_follows_intensity():
     """A real photo, smoothed, with grain whose sigma grows with brightness (as a sensor's does):
     the grain added to a flat fill has the sigma of the fill's brightness, not an average."""

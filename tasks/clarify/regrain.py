@@ -64,10 +64,17 @@ def _gaussian_kernel(sigma: float) -> torch.Tensor:
 def _blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     """Separable Gaussian of (C, H, W) with reflected borders.
 
-    As a sum of shifted copies rather than a convolution: torch has no fast float64 convolution
-    on the CPU (a 19-tap pass was 5x slower than these additions), and each output is a fixed
-    sequence of products, so the bytes do not depend on the thread count either.
+    On the CPU, OpenCV's separable filter: torch has no fast float64 convolution there, and
+    OpenCV's row-buffered pass is 5x faster than even torch's shifted sums (the pass goes through
+    cache, not through memory once per tap). Elsewhere, a sum of shifted copies. Either way each
+    output is a fixed sequence of products, so the bytes do not depend on the thread count; the two
+    differ by 1e-13, far below the half grey level that rounding would need to flip.
     """
+    if x.device.type == "cpu":
+        kernel = _gaussian_kernel(sigma).numpy()
+        planes = x.numpy()
+        return torch.from_numpy(np.stack([
+            cv2.sepFilter2D(plane, cv2.CV_64F, kernel, kernel, borderType=cv2.BORDER_REFLECT_101) for plane in planes]))
     kernel = _gaussian_kernel(sigma).tolist()
     radius = len(kernel) // 2
     height, width = x.shape[1:]
@@ -86,6 +93,7 @@ def _blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
 # (`_probes` computes them by shifted sums; the kernels stay here as their definition.)
 _LAPLACIAN = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]], dtype=DTYPE)
 _IMMERKAER = torch.tensor([[1.0, -2.0, 1.0], [-2.0, 4.0, -2.0], [1.0, -2.0, 1.0]], dtype=DTYPE)
+_LAPLACIAN_NP, _IMMERKAER_NP = _LAPLACIAN.numpy(), _IMMERKAER.numpy()
 
 
 def _per_bin(values: torch.Tensor, bins: torch.Tensor, region: torch.Tensor) -> torch.Tensor:
@@ -102,7 +110,13 @@ def _per_bin(values: torch.Tensor, bins: torch.Tensor, region: torch.Tensor) -> 
 
 def _probes(x: torch.Tensor, step: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
     """The Laplacian and Immerkaer responses of (C, H, W) with reflected borders, at every
-    `step`-th pixel of each axis (shifted sums, for the reason `_blur` gives)."""
+    `step`-th pixel of each axis (OpenCV's filter on the CPU, shifted sums elsewhere, for the
+    reasons `_blur` gives)."""
+    if x.device.type == "cpu":
+        planes = np.ascontiguousarray(x.numpy())
+        return tuple(torch.from_numpy(np.stack([
+            cv2.filter2D(plane, cv2.CV_64F, kernel, borderType=cv2.BORDER_REFLECT_101)[::step, ::step]
+            for plane in planes])) for kernel in (_LAPLACIAN_NP, _IMMERKAER_NP))
     height, width = x.shape[1:]
     p = F.pad(x[None], (1, 1, 1, 1), mode="reflect")[0]
 
@@ -151,7 +165,7 @@ def quilt_grain(detail: torch.Tensor, source: torch.Tensor, hole: torch.Tensor, 
     block = max(4, min(block, height, width) // 4 * 4)
     overlap = block // 4  # a quarter of a block cross-fades: each pixel is made of 1 to 4 blocks
     step = block - overlap
-    outside = F.pad((~source).to(DTYPE).cumsum(0).cumsum(1), (1, 0, 1, 0))
+    outside = F.pad((~source).to(torch.int32).cumsum(0).cumsum(1), (1, 0, 1, 0))
     bad = outside[block:, block:] - outside[:-block, block:] - outside[block:, :-block] + outside[:-block, :-block]
     sy, sx = torch.nonzero(bad == bad.min(), as_tuple=True)  # wholly in `source` where possible
     hy, hx = torch.nonzero(hole, as_tuple=True)
@@ -164,7 +178,15 @@ def quilt_grain(detail: torch.Tensor, source: torch.Tensor, hole: torch.Tensor, 
     # One flat gather straight into fold's (C·block·block, blocks) layout: no copy to reorder.
     within = (offsets[:, None] * width + offsets[None, :])[:, :, None]  # (block, block, 1)
     flat = within + (sy[pick] * width + sx[pick])[None, None, :]  # (block, block, blocks)
-    columns = detail.reshape(channels, -1)[:, flat] * _crossfade_window(block, overlap, device)[:, :, None]
+    # Blocks are copied in float32, half the bytes of this, the step's largest copy. Still the same
+    # bytes on every machine: a cast, a product and the fold's sums in a fixed order all round the
+    # same way everywhere (it is reductions in a varying order that float64 guards against).
+    source_grain = detail.to(torch.float32).reshape(channels, -1)
+    if device.type == "cpu":  # numpy's take gathers 2.5x faster than torch's indexing there
+        columns = torch.from_numpy(np.take(source_grain.numpy(), flat.numpy(), axis=1))
+    else:
+        columns = source_grain[:, flat]
+    columns.mul_(_crossfade_window(block, overlap, device).to(torch.float32)[:, :, None])
     grid_h, grid_w = (rows - 1) * step + block, (cols - 1) * step + block
     grid = F.fold(columns.reshape(1, channels * block * block, rows * cols), (grid_h, grid_w), block, stride=step)[0]
     # `box` may reach beyond the grid: zero there.
@@ -212,8 +234,12 @@ def regrain_crop(crop: np.ndarray, hole: np.ndarray, seed: int, feather: float, 
     known = ~hole_t
     if known.sum() < MIN_SAMPLES or hole_t.sum() == 0:
         return crop
+    channels = x.shape[0]
     fine_base, base = _blur(x, BANDS[0]), _blur(x, BANDS[1])
-    fine, mid = x - fine_base, fine_base - base
+    # The fine band (x - G1) and the mid band (G1 - G3), side by side: grain is cut from both at once.
+    bands = torch.empty((2 * channels, *x.shape[1:]), dtype=DTYPE, device=device)
+    torch.sub(x, fine_base, out=bands[:channels])
+    torch.sub(fine_base, base, out=bands[channels:])
 
     # Statistics are read on every STRIDE-th pixel of each axis (a quarter of them) once the hole
     # is large enough: levels are averages, and this is where most of the time went.
@@ -226,17 +252,15 @@ def regrain_crop(crop: np.ndarray, hole: np.ndarray, seed: int, feather: float, 
     sampled_bins = bins[::step, ::step]
 
     generator = torch.Generator(device=device).manual_seed(seed & 0x7FFFFFFFFFFFFFFF)
-    channels = x.shape[0]
     # Grain is cut from any known window, its few strongest responses clipped to the calm pixels'
     # 99.9th percentile: an edge crossing a block then reads as grain, not as a copied line, and
     # the windows stay as textured as the photo around the hole (wholly calm windows would be the
     # smoothest ones, and the gains that made up for them would amplify whatever they hold).
-    bands = torch.cat([fine, mid])
     limit = _quantile(bands[:, ::step, ::step][:, calm].abs(), CLIP_QUANTILE)[:, None, None]
     # The grain's levels only matter inside the hole: it is made and probed over the hole's
     # bounding box (+1 px for the probes), not the crop.
     rows, cols = _bounds(hole_t, 1)
-    grain = quilt_grain(torch.clamp(bands, -limit, limit), known, hole_t, (rows, cols), block, generator)
+    grain = quilt_grain(bands.clamp_(-limit, limit), known, hole_t, (rows, cols), block, generator)
     (fine_lap, mid_lap), (fine_imm, mid_imm) = (probe.split(channels) for probe in _probes(grain, step))
     inner_hole, inner_bins = hole_t[rows, cols][::step, ::step], bins[rows, cols][::step, ::step]
 
@@ -282,11 +306,14 @@ def regrain_crop(crop: np.ndarray, hole: np.ndarray, seed: int, feather: float, 
     box_bins = bins[box_rows, box_cols]
 
     def per_pixel(table: torch.Tensor) -> torch.Tensor:  # (BINS, C) -> (C, h, w) over the box
-        return table[box_bins].permute(2, 0, 1)
+        if device.type == "cpu":  # numpy's take, as in quilt_grain
+            return torch.from_numpy(np.take(table.T.contiguous().numpy(), box_bins.numpy(), axis=1))
+        return table.T[:, box_bins]
 
     fine_grain, mid_grain = (g[:, inner[0], inner[1]] for g in grain.split(channels))
-    change = ((fine + mid)[:, box_rows, box_cols] * (per_pixel(shrink) - 1) + fine_grain * per_pixel(fine_gain)
-              + mid_grain * per_pixel(mid_gain))
+    change = fine_grain * per_pixel(fine_gain) + mid_grain * per_pixel(mid_gain)
+    if bool((shrink < 1).any()):  # the fill's own detail (x - G3), scaled down
+        change += (x[:, box_rows, box_cols] - base[:, box_rows, box_cols]) * (per_pixel(shrink) - 1)
     weight = depth[box_rows, box_cols]
     weight = torch.from_numpy(np.clip(weight / feather, 0, 1) if feather > 0 else (weight > 0).astype(np.float32))
     box = (x[:, box_rows, box_cols] + change * weight.to(device, DTYPE)[None]).round().clamp(0, 255)
@@ -298,7 +325,7 @@ def regrain_crop(crop: np.ndarray, hole: np.ndarray, seed: int, feather: float, 
 
 class Regrain:
     name = "regrain"
-    version = "2"  # bump when the output bytes change: finished work is keyed by it
+    version = "3"  # bump when the output bytes change: finished work is keyed by it
 
     def __init__(self, config):
         self.feather = config.regrain.feather

