@@ -78,7 +78,9 @@ def ring_ceiling(case: Case, margin: int) -> tuple[float, float]:
             immerkaer_sigma(case.truth, calm) / immerkaer_sigma(case.truth, case.mask))
 
 
-def regrain(config, case, filled) -> tuple[np.ndarray, float]:
+def regrain(config, case, filled, engine_name: str) -> tuple[np.ndarray, float]:
+    """Re-grain `filled`, which `engine_name` made (the clarifier treats copied grain apart)."""
+    config = config.model_copy(update={"engines": config.engines.model_copy(update={"object": engine_name})})
     context = EditContext(case.name, "object", "remove", case.seed, config)
     started = time.perf_counter()
     out = get_clarifier("regrain", config)(filled, case.mask, context)
@@ -120,7 +122,7 @@ def main(argv=None) -> int:
             engine = get_engine(engine_name, config)
             for case in cases:
                 filled, _ = run_engine(engine, case, config)
-                grained, _ = regrain(config, case, filled)
+                grained, _ = regrain(config, case, filled, engine_name)
                 for label, output in ((engine_name, filled), (f"{engine_name} + regrain", grained)):
                     scores.setdefault((set_name, label), []).append(
                         (hf_ratio(output, case.truth, case.mask), noise_ratio(output, case.truth, case.mask)))
@@ -130,8 +132,8 @@ def main(argv=None) -> int:
     seconds = []
     for case in frames:
         filled, _ = run_engine(get_engine("telea", config), case, config)
-        regrain(config, case, filled)  # warm the worker-wide instance once
-        seconds.append(min(regrain(config, case, filled)[1] for _ in range(3)))
+        regrain(config, case, filled, "telea")  # warm the worker-wide instance once
+        seconds.append(min(regrain(config, case, filled, "telea")[1] for _ in range(3)))
 
     lines = [
         f"{len(photos)} cases on scikit-image photos, {len(camera)} on camera photos; re-grain timed on "

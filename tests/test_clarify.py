@@ -87,6 +87,32 @@ def test_same_bytes_whatever_the_thread_count():
     assert (outputs[0][mask] != smudge[mask]).any()
 
 
+def test_fills_that_copy_the_cameras_grain_keep_it():
+    """An exemplar or lama fill is the photo's own pixels: where it already has the camera's noise
+    it is left alone, whatever its texture level (the hidden content's, which the surroundings do
+    not know). A diffusion fill with the same levels is re-grained. Here: gravel whose hole keeps
+    its fine grain but lost its mid-scale texture."""
+    truth = photos.gravel()
+    mask = ellipse(truth.shape, (256, 256), (60, 45))
+    pixels = truth.astype(np.float64)
+    fine_grain = pixels - cv2.GaussianBlur(pixels, (0, 0), 1.0)
+    fill = np.clip(cv2.GaussianBlur(pixels, (0, 0), 3.0) + fine_grain, 0, 255).round().astype(np.uint8)
+    fill = np.where(mask, fill, truth)
+    levels = measure_edit(truth, fill, mask)
+    assert levels.noise_ratio > 0.9 and levels.texture_ratio < 0.9
+
+    def clarified(engine):
+        config = Config.model_validate({"engines": {"object": engine}})
+        context = EditContext("gravel", "object", "remove", 1, config)
+        return get_clarifier("regrain", config)(fill, mask, context)
+
+    assert np.array_equal(clarified("exemplar"), fill)
+    assert np.array_equal(clarified("lama"), fill)
+    regrained = clarified("telea")
+    assert not np.array_equal(regrained, fill)
+    assert measure_edit(truth, regrained, mask).texture_ratio > levels.texture_ratio
+
+
 def test_noise_level_follows_intensity():
     """A real photo, smoothed, with grain whose sigma grows with brightness (as a sensor's does):
     the grain added to a flat fill has the sigma of the fill's brightness, not an average."""

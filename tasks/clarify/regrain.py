@@ -15,7 +15,10 @@ takes texture (A. Efros, W. Freeman, SIGGRAPH 2001):
    responses clipped) and cross-faded where they overlap (their squares sum to 1, so the blend
    keeps the grain's variance). Copied grain keeps what a parametric model loses: the blotchiness
    that demosaicing and JPEG give it, its correlation across channels, and its heavy tails.
-4. A fill within 15-20% of the target by both probes is left alone. Otherwise it keeps as much of
+4. A fill within 15-20% of the target by both probes is left alone, and so is a fill from an
+   engine that copies grain (exemplar, lama) whose noise already reaches 85% of the target: its
+   grain is the camera's, and its texture level is the hidden content's, which the surroundings
+   do not know. Otherwise it keeps as much of
    its own detail as fits under the target by both (fast marching leaves ripples too sharp for how
    smooth it is), and the two grain bands make up the rest, with the gains that meet both probes
    at once: powers of independent layers add, and the power of the two bands of one block is a
@@ -226,8 +229,10 @@ def _grain_gains(missing: tuple, grain: tuple, target: tuple, steps: int = 33, f
 
 
 def regrain_crop(crop: np.ndarray, hole: np.ndarray, seed: int, feather: float, device: torch.device,
-                 block: int = 32) -> np.ndarray:
-    """Re-grain `hole` inside one crop (HxWxC or HxW uint8); returns the new crop."""
+                 block: int = 32, fill_has_grain: bool = False) -> np.ndarray:
+    """Re-grain `hole` inside one crop (HxWxC or HxW uint8); returns the new crop.
+
+    `fill_has_grain`: the fill came from an engine that copies grain (see step 4)."""
     grey = crop.ndim == 2
     x = torch.from_numpy(crop[None] if grey else np.ascontiguousarray(crop.transpose(2, 0, 1))).to(device, DTYPE)
     hole_t = torch.from_numpy(hole).to(device)
@@ -288,6 +293,11 @@ def regrain_crop(crop: np.ndarray, hole: np.ndarray, seed: int, feather: float, 
     lap_ratio = (fill_lap / target_lap.clamp(min=1e-12)).sqrt()
     imm_ratio = (fill_imm / target_imm.clamp(min=1e-12)).sqrt()
     within = (lap_ratio >= 0.85) & (lap_ratio <= 1.2) & (imm_ratio >= 0.85) & (imm_ratio <= 1.2)
+    if fill_has_grain:
+        # Copied pixels carry the camera's grain already: re-shaping them to the surroundings'
+        # levels followed surroundings cleaner or noisier than what the hole hid (on camera
+        # photos noise-in-band fell from 83% to 62%). Only a fill short of the noise is re-grained.
+        within = imm_ratio >= 0.85
     worst = torch.maximum(lap_ratio, imm_ratio)
     shrink = torch.where(~within & (worst > 1), 1 / worst.clamp(min=1e-12), torch.ones_like(worst))
     missing = ((target_lap - shrink**2 * fill_lap).clamp(min=0), (target_imm - shrink**2 * fill_imm).clamp(min=0))
@@ -325,7 +335,7 @@ def regrain_crop(crop: np.ndarray, hole: np.ndarray, seed: int, feather: float, 
 
 class Regrain:
     name = "regrain"
-    version = "3"  # bump when the output bytes change: finished work is keyed by it
+    version = "4"  # bump when the output bytes change: finished work is keyed by it
 
     def __init__(self, config):
         self.feather = config.regrain.feather
@@ -335,7 +345,18 @@ class Regrain:
 
     def __call__(self, image: np.ndarray, mask: np.ndarray, context) -> np.ndarray:
         out = image.copy()
+        fill_has_grain = _fill_has_grain(context)
         for number, (rows, cols) in enumerate(mask_components(mask, self.margin)):
             out[rows, cols] = regrain_crop(image[rows, cols], mask[rows, cols], context.seed + number, self.feather,
-                                           self.device, self.block)
+                                           self.device, self.block, fill_has_grain)
         return out
+
+
+def _fill_has_grain(context) -> bool:
+    """Whether the engine that filled this row copies grain (its class says `copies_grain`)."""
+    from tasks.clean import BLUR, ENGINES  # the clean step's registry; imported late, it imports torch models
+
+    if getattr(context, "action", "remove") == BLUR.name:
+        return False
+    name = getattr(getattr(context.config, "engines", None), getattr(context, "removal", "object"), None)
+    return bool(getattr(ENGINES.get(name), "copies_grain", False))

@@ -43,6 +43,8 @@ class EditContext:
 
 class Engine(Protocol):
     name: str
+    # Optional `copies_grain = True`: the fill carries grain of its own (copied or generated pixels,
+    # not diffusion), so Clarify only re-grains where that grain fell short of the photo's noise.
 
     def __call__(self, image: np.ndarray, mask: np.ndarray, context: EditContext) -> np.ndarray: ...
 

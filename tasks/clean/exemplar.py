@@ -457,6 +457,7 @@ def _upsample_field(coarse: _Field, fine: _Field, sy, sx, dist, generator):
 class Exemplar:
     name = "exemplar"
     version = "1"  # bump when the output bytes change: finished work is keyed by it
+    copies_grain = True  # the fill is the photo's own pixels, grain included (see Regrain)
 
     def __init__(self, config):
         self.params = getattr(config, "exemplar", None) or ExemplarConfig()

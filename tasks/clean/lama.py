@@ -72,6 +72,7 @@ class _Crop:
 class Lama:
     name = "lama"
     version = "1"  # bump when the output bytes change: finished work is keyed by it (and the weights' digest)
+    copies_grain = True  # a generative fill paints texture, grain included (see Regrain)
 
     def __init__(self, config):
         settings = config.lama
