@@ -80,8 +80,7 @@ def ring_ceiling(case: Case, margin: int) -> tuple[float, float]:
 
 def regrain(config, case, filled, engine_name: str) -> tuple[np.ndarray, float]:
     """Re-grain `filled`, which `engine_name` made (the clarifier treats copied grain apart)."""
-    config = config.model_copy(update={"engines": config.engines.model_copy(update={"object": engine_name})})
-    context = EditContext(case.name, "object", "remove", case.seed, config)
+    context = EditContext(case.name, "object", "remove", case.seed, config, engine=engine_name)
     started = time.perf_counter()
     out = get_clarifier("regrain", config)(filled, case.mask, context)
     return composite(filled, out, case.mask), time.perf_counter() - started

@@ -228,7 +228,7 @@ def _find_pixels(edit: _Edit, job: Job) -> None:
     edit.photo, edit.mask, edit.is_text = photo, mask, is_text
     edit.result = {"flags": [], "engine": "none", "clarify": "none", "mask_fraction": fraction}
     edit.context = EditContext(row["image_id"], row.get("removal") or "object", row.get("action") or "remove",
-                               seed_for(row["image_id"]), config, strokes_refined=is_text)
+                               seed_for(row["image_id"]), config, strokes_refined=is_text, engine=edit.engine_name)
 
 
 def _clean_together(edits: dict[int, _Edit], job: Job) -> None:

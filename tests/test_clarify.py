@@ -102,8 +102,8 @@ def test_fills_that_copy_the_cameras_grain_keep_it():
     assert levels.noise_ratio > 0.9 and levels.texture_ratio < 0.9
 
     def clarified(engine):
-        config = Config.model_validate({"engines": {"object": engine}})
-        context = EditContext("gravel", "object", "remove", 1, config)
+        config = Config()
+        context = EditContext("gravel", "object", "remove", 1, config, engine=engine)
         return get_clarifier("regrain", config)(fill, mask, context)
 
     assert np.array_equal(clarified("exemplar"), fill)

@@ -37,6 +37,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from tasks.clean import ENGINES
 from tasks.device import pick_device
 from tasks.masks import mask_components
 
@@ -345,18 +346,10 @@ class Regrain:
 
     def __call__(self, image: np.ndarray, mask: np.ndarray, context) -> np.ndarray:
         out = image.copy()
-        fill_has_grain = _fill_has_grain(context)
+        # Engines whose fill carries grain of its own (copied or generated pixels) say so.
+        fill_has_grain = bool(getattr(ENGINES.get(context.engine), "copies_grain", False))
         for number, (rows, cols) in enumerate(mask_components(mask, self.margin)):
             out[rows, cols] = regrain_crop(image[rows, cols], mask[rows, cols], context.seed + number, self.feather,
                                            self.device, self.block, fill_has_grain)
         return out
 
-
-def _fill_has_grain(context) -> bool:
-    """Whether the engine that filled this row copies grain (its class says `copies_grain`)."""
-    from tasks.clean import BLUR, ENGINES  # the clean step's registry; imported late, it imports torch models
-
-    if getattr(context, "action", "remove") == BLUR.name:
-        return False
-    name = getattr(getattr(context.config, "engines", None), getattr(context, "removal", "object"), None)
-    return bool(getattr(ENGINES.get(name), "copies_grain", False))

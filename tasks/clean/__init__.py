@@ -39,6 +39,7 @@ class EditContext:
     seed: int  # derived from image_id, so random searches repeat exactly on a rerun
     config: "Config"
     strokes_refined: bool = False  # text rows: the Find step already cut the mask to the letters
+    engine: str = ""  # the Clean engine that fills the row (Clarify treats copied grain apart)
 
 
 class Engine(Protocol):
