@@ -126,7 +126,7 @@ def edit_rows(rows: list[dict], job: Job) -> list[dict]:
     """Run a group of rows end to end; return their records in order. Never raises for a row's fault.
 
     Each row is read and its mask found on its own; the Clean step then runs once for the whole
-    group per engine, so an engine with `fill_many` (a model on a GPU) fills the crops of many
+    group per engine, so an engine with `fill_many` (exemplar, lama: on a GPU) fills the crops of many
     images in one batch; Clarify, Measure and Write follow row by row. Content already finished by
     an earlier run (same bytes, same settings, same code) is copied from the cache instead of
     computed: `reused` says which.

@@ -108,3 +108,42 @@ def test_config_is_read_from_the_run_config_when_present():
 
     assert Exemplar(WithExemplar()).params.patch == 5
     assert Exemplar(Config()).params == ExemplarConfig()
+
+
+def test_crops_of_several_images_batched_fill_as_they_do_alone(monkeypatch):
+    """CUDA fills the crops of many images in one batch, padded to one size; run here on the CPU
+    with the same code. Each image's fill must be its own: the same as alone up to float rounding
+    (the batch's convolutions run on another shape), also for a hole that reaches the crop's edge."""
+    import tasks.clean.exemplar as exemplar
+
+    images = [photos.coffee(), photos.rocket(), photos.astronaut()[:300, :420], photos.chelsea(), photos.camera()]
+    masks = []
+    for image, centre in zip(images, [(200, 150), (300, 380), (210, 285), (250, 170), (300, 200)]):
+        mask = blob(image.shape[:2], centre, (45, 30))
+        masks.append(mask)
+    masks[2][240:, 180:240] = True  # reaches the photo's bottom edge, so the crop's edge too
+    items = [(image, mask, EditContext(f"img{k}", "object", "remove", k, Config())) for k, (image, mask) in
+             enumerate(zip(images, masks))]
+    alone = Exemplar(Config(device="cpu"))
+    batched = Exemplar(Config(device="cpu"))
+    batched.cpu_batch = 8
+    sizes = []
+    fill_crops = exemplar.fill_crops
+    monkeypatch.setattr(exemplar, "fill_crops", lambda crops, params: (sizes.append(len(crops)), fill_crops(crops, params))[1])
+    together = batched.fill_many(items)
+    assert max(sizes) >= 3, sizes  # the crops did share a batch
+    for (image, mask, ctx), out in zip(items, together):
+        own = alone(image, mask, ctx)
+        assert np.array_equal(out[~mask], image[~mask])
+        change = np.abs(out.astype(int) - own.astype(int))[mask]
+        assert (change == 0).mean() >= 0.97 and change.max() <= 12, ((change > 0).mean(), change.max())
+        assert laplacian_std(out, mask) > 0.5 * laplacian_std(image, ~mask)  # filled with texture, not left blank
+
+
+def test_on_the_cpu_a_batch_of_images_gives_each_its_own_bytes():
+    engine = Exemplar(Config(device="cpu"))
+    images = [photos.coffee(), photos.camera(), photos.chelsea()]
+    items = [(image, blob(image.shape[:2], (200, 150), (40, 28)), context(seed)) for seed, image in enumerate(images)]
+    together = engine.fill_many(items)
+    for item, out in zip(items, together):
+        assert np.array_equal(out, engine(*item))

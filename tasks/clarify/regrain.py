@@ -104,8 +104,13 @@ def _per_bin(values: torch.Tensor, bins: torch.Tensor, region: torch.Tensor) -> 
     """Mean of (C, H, W) `values` per (intensity bin, channel) over `region`, as (BINS, C)."""
     selected = values[:, region]  # (C, n)
     index = bins[region]
-    counts = torch.bincount(index, minlength=BINS).to(DTYPE)
-    sums = torch.zeros((BINS, values.shape[0]), dtype=DTYPE, device=values.device).index_add_(0, index, selected.T)
+    if values.device.type == "cpu":
+        counts = torch.bincount(index, minlength=BINS).to(DTYPE)
+        sums = torch.zeros((BINS, values.shape[0]), dtype=DTYPE, device=values.device).index_add_(0, index, selected.T)
+    else:  # CUDA's index_add_ and bincount add with atomics, in no fixed order: a matrix product does
+        member = F.one_hot(index, BINS).to(DTYPE)  # (n, BINS)
+        counts = member.sum(dim=0)
+        sums = member.T @ selected.T
     overall = selected.mean(dim=1)
     # Partial pooling: a bin's own level counts as much as POOLING pixels of the overall level, so
     # a thin bin (a few highlights on a texture) cannot swing the grain on its own.
@@ -177,7 +182,7 @@ def quilt_grain(detail: torch.Tensor, source: torch.Tensor, hole: torch.Tensor, 
     y0, x0 = int(hy.min()) - overlap, int(hx.min()) - overlap
     rows = max(1, math.ceil((int(hy.max()) + 1 + overlap - y0 - block) / step) + 1)
     cols = max(1, math.ceil((int(hx.max()) + 1 + overlap - x0 - block) / step) + 1)
-    pick = torch.randint(sy.numel(), (rows * cols,), generator=generator, device=device)
+    pick = torch.randint(sy.numel(), (rows * cols,), generator=generator).to(device)
     offsets = torch.arange(block, device=device)
     # One flat gather straight into fold's (C·block·block, blocks) layout: no copy to reorder.
     within = (offsets[:, None] * width + offsets[None, :])[:, :, None]  # (block, block, 1)
@@ -257,7 +262,8 @@ def regrain_crop(crop: np.ndarray, hole: np.ndarray, seed: int, feather: float, 
     bins = torch.bucketize(base.mean(dim=0), torch.linspace(0, 255, BINS + 1, device=device, dtype=DTYPE)[1:-1])
     sampled_bins = bins[::step, ::step]
 
-    generator = torch.Generator(device=device).manual_seed(seed & 0x7FFFFFFFFFFFFFFF)
+    # Drawn on the CPU whatever the device: a GPU picks the same blocks, so its bytes match the CPU's.
+    generator = torch.Generator().manual_seed(seed & 0x7FFFFFFFFFFFFFFF)
     # Grain is cut from any known window, its few strongest responses clipped to the calm pixels'
     # 99.9th percentile: an edge crossing a block then reads as grain, not as a copied line, and
     # the windows stay as textured as the photo around the hole (wholly calm windows would be the
