@@ -540,8 +540,9 @@ def fill_crops(crops: list[_Crop], params: ExemplarConfig) -> list[torch.Tensor]
             # Each crop at its own size: the onion peels from the crop's own rim.
             current = level_image.clone()
             for k, (height, width) in enumerate(sizes[level]):
-                current[k, :, :height, :width] = onion_fill(level_image[k, :, :height, :width], level_hole[k, :height, :width],
-                                                            field.valid[k, :height, :width], radius)
+                own = (slice(None, height), slice(None, width))
+                current[k, :, :height, :width] = onion_fill(level_image[k][:, own[0], own[1]], level_hole[k][own],
+                                                            field.valid[k][own], radius)
             current = repad(current, level)
         else:
             sy, sx, dist = _upsample_field(previous, field, sy, sx, dist, generators)
@@ -647,8 +648,8 @@ class Exemplar:
                 pixels = pixels[None] if crop.ndim == 2 else pixels.permute(2, 0, 1)
                 # A generator per component, seeded from the row: draws never depend on other crops.
                 generator = torch.Generator().manual_seed((int(context.seed) + number) & 0x7FFF_FFFF_FFFF_FFFF)
-                pending.append((index, rows, cols, _Crop(pixels, torch.from_numpy(np.ascontiguousarray(hole)).to(self.device),
-                                                         generator, levels)))
+                hole_t = torch.from_numpy(np.ascontiguousarray(hole)).to(self.device)
+                pending.append((index, rows, cols, _Crop(pixels, hole_t, generator, levels)))
         size = self.params.batch if self.device.type == "cuda" else self.cpu_batch
         by_kind: dict[tuple[int, int], list] = {}  # a batch shares a pyramid depth and a channel count
         for entry in pending:
