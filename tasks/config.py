@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from tasks.clean.exemplar import ExemplarConfig
+from tasks.device import pick_device
 from tasks.clean.lama import LamaConfig
 from tasks.clean.text import TextConfig
 from tasks.detect import DetectConfig
@@ -89,8 +90,9 @@ class Config(_Strict):
     partition_size: int = Field(64, ge=1, description="Rows per partition when the manifest has no `partition` column.")
     workers: int = Field(0, ge=0, description="Partitions processed at once; 0 = one per CPU core.")
     batch_images: int = Field(
-        4, ge=1, le=256, description="Rows of a partition read and cleaned together: a model engine (lama) fills "
-        "their crops in one batch on the GPU. Memory holds this many photos per partition task.")
+        0, ge=0, le=256, description="Rows of a partition read and cleaned together: on CUDA the exemplar and lama "
+        "engines fill their crops in batches. Memory holds this many photos per partition task. 0 = 16 where "
+        "torch runs on CUDA (the batches keep the GPU busy), 4 on the CPU.")
     max_pixels: int = Field(100_000_000, ge=1, description="Images above this many pixels are quarantined (decompression bombs).")
     max_mask_fraction: float = Field(0.9, gt=0, le=1, description="A mask covering more of the image leaves nothing to fill from.")
     engines: EngineChoice = EngineChoice()
@@ -134,6 +136,12 @@ class Config(_Strict):
         if len(set(steps)) != len(steps) or "clean" not in steps:
             raise ValueError("steps: list clean once, optionally followed by clarify")
         return steps
+
+    def rows_per_batch(self) -> int:
+        """`batch_images`, with 0 resolved for the device torch runs on."""
+        if self.batch_images:
+            return self.batch_images
+        return 16 if pick_device(self.device).type == "cuda" else 4
 
     def digest(self) -> str:
         """A stable hash of every setting, for provenance."""

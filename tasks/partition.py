@@ -317,7 +317,7 @@ def process_partition(partition_uri: str, job: Job) -> str:
     torch.set_num_threads(job.config.torch_threads)
     load_engines(job.config)
     rows = read_parquet(partition_uri).to_pylist()
-    size = job.config.batch_images
+    size = job.config.rows_per_batch()
     records = [record for start in range(0, len(rows), size) for record in edit_rows(rows[start : start + size], job)]
     name = partition_uri.rstrip("/").rsplit("/", 1)[-1]
     records_uri = join(job.work_uri, "records", name)
