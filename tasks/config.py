@@ -15,10 +15,10 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from tasks.clean.exemplar import ExemplarConfig
-from tasks.device import pick_device
 from tasks.clean.lama import LamaConfig
 from tasks.clean.text import TextConfig
 from tasks.detect import DetectConfig
+from tasks.device import pick_device
 
 
 class _Strict(BaseModel):

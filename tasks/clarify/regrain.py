@@ -358,4 +358,3 @@ class Regrain:
             out[rows, cols] = regrain_crop(image[rows, cols], mask[rows, cols], context.seed + number, self.feather,
                                            self.device, self.block, fill_has_grain)
         return out
-

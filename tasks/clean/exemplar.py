@@ -38,6 +38,7 @@ import torch
 import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 
+from tasks.device import pick_device
 from tasks.masks import mask_components
 
 
@@ -68,13 +69,6 @@ class ExemplarConfig(BaseModel):
     texture_weight: float = Field(3.0, ge=0, description="Weight of the texture channels (local mean |gradient|) in patch distances.")
     batch: int = Field(16, ge=1, le=256, description="On CUDA, crops (from all images of a partition batch) filled "
                        "together; on the CPU each crop is filled alone.")
-
-
-def _device(config) -> torch.device:
-    wanted = getattr(config, "device", "auto")
-    if wanted != "cpu" and torch.cuda.is_available():
-        return torch.device("cuda")
-    return torch.device("cpu")
 
 
 def _pyramid(image: torch.Tensor, hole: torch.Tensor, levels: int):
@@ -222,11 +216,12 @@ class _Field:
         bounds = torch.arange(self.count + 1, device=hole.device) * (self.height * self.width)
         self.source_spans = torch.searchsorted(self.sources, bounds).tolist()
 
-    def clamp(self, y: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(N,...) positions of the targets' own crops, held inside those crops."""
+    def clamp(self, y: torch.Tensor, x: torch.Tensor, which=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(N,...) positions in the crops of the targets (or of the targets `which` picks), held
+        inside those crops."""
         extra = (None,) * (y.dim() - 1)
-        y_max, x_max = self.y_max[(..., *extra)], self.x_max[(..., *extra)]
-        return torch.minimum(y.clamp_min(0), y_max), torch.minimum(x.clamp_min(0), x_max)
+        y_max, x_max = (self.y_max, self.x_max) if which is None else (self.y_max[which], self.x_max[which])
+        return torch.minimum(y.clamp_min(0), y_max[(..., *extra)]), torch.minimum(x.clamp_min(0), x_max[(..., *extra)])
 
     def flat(self, crop: torch.Tensor, y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         return (crop * self.height + y) * self.width + x
@@ -335,15 +330,12 @@ def _vote(image: torch.Tensor, field: _Field, sy, sx, dist, radius: int, sharpne
     dist_grid = torch.full((field.count, field.height, field.width), math.inf, device=image.device)
     dist_grid[field.tk, field.ty, field.tx] = dist
     dy, dx = _window(radius, image.device)
-    y_max, x_max = field.y_max[pick][:, None], field.x_max[pick][:, None]
-    qy = torch.minimum((hy[:, None] - dy[None]).clamp_min(0), y_max)
-    qx = torch.minimum((hx[:, None] - dx[None]).clamp_min(0), x_max)
+    qy, qx = field.clamp(hy[:, None] - dy[None], hx[:, None] - dx[None], pick)
     crop = hk[:, None]
     near = dist_grid[crop, qy, qx]  # inf outside the targets: only matched patches vote
     near = near - near.min(1, keepdim=True).values  # p itself is a target: the minimum is finite
     weight = torch.exp(-sharpness / scale[:, None] * near)
-    py = torch.minimum((hy[:, None] + oy[crop, qy, qx]).clamp_min(0), y_max)
-    px = torch.minimum((hx[:, None] + ox[crop, qy, qx]).clamp_min(0), x_max)
+    py, px = field.clamp(hy[:, None] + oy[crop, qy, qx], hx[:, None] + ox[crop, qy, qx], pick)
     votes = image[crop, :, py, px]  # (N, V, C)
     filled = image.clone()
     filled[hk, :, hy, hx] = (votes * weight[..., None]).sum(1) / weight.sum(1)[:, None]
@@ -523,14 +515,11 @@ def fill_crops(crops: list[_Crop], params: ExemplarConfig) -> list[torch.Tensor]
             image[k, :, height:] = image[k, :, height - 1 : height]
         return image
 
-    edge_holes = [[] for _ in range(levels + 1)]
-    if len(crops) > 1:
-        for level in range(levels + 1):
-            for k, (height, width) in enumerate(sizes[level]):
-                hole = pyramids[k][1][level]
-                if height < holes[level].shape[1] or width < holes[level].shape[2]:
-                    edge_holes[level].append((k, hole[-1].any() | hole[:, -1].any()))
-            edge_holes[level] = [k for k, touches in edge_holes[level] if bool(touches)]
+    # The padded crops whose hole reaches their bottom or right edge, per level.
+    edge_holes = [[k for k, (height, width) in enumerate(sizes[level])
+                   if (height, width) != tuple(holes[level].shape[1:])
+                   and bool(pyramids[k][1][level][-1].any() | pyramids[k][1][level][:, -1].any())]
+                  for level in range(levels + 1)]
 
     sy = sx = dist = None
     for level in range(levels, -1, -1):
@@ -615,7 +604,7 @@ class Exemplar:
 
     def __init__(self, config):
         self.params = getattr(config, "exemplar", None) or ExemplarConfig()
-        self.device = _device(config)
+        self.device = pick_device(getattr(config, "device", "auto"))
 
     def _margin(self, mask: np.ndarray) -> int:
         extents = [max(r.stop - r.start, c.stop - c.start) for r, c in mask_components(mask, 0)]
