@@ -8,11 +8,15 @@ background, and the morphological top-hat / black-hat (F. Meyer, "Contrast featu
 semi-transparent watermarks (which lift or darken the photo under them) all show up. Each
 (channel, polarity) is thresholded by Otsu's method, floored by the photo's own texture measured
 on the untouched ring around the region, and grown by hysteresis. The wrong polarity fires on the
-background between the strokes, so only those whose pixels stand out from the ring's colour in
-their own direction are kept. The strokes are then grown by a few pixels to take the anti-aliased
-edges and halos. Where nothing plausible is found the region is kept whole: a refinement must never
-under-remove. Thin photo structures inside the region (a mortar line, a wire) go with the text:
-the price of that rule.
+background between the strokes, which is the photo, so a set counts as much as its pixels stand out
+from the ring's colour in their own direction and as its colour is rare in the ring (the letters'
+ink is not in the photo around them, the background between them is); the strongest sets are kept.
+Pixels of the other sets that touch the kept strokes go with them: an outline drawn over a
+background of its own colour (a black outline crossing a dark coat) is only partly a set of its
+own, and the part left behind reads as hollow letters. The strokes are then grown by a few pixels
+to take the anti-aliased edges and halos. Where nothing plausible is found the region is kept
+whole: a refinement must never under-remove. Thin photo structures inside the region (a mortar
+line, a wire) go with the text: the price of that rule.
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ MIN_CONTRAST = 10.0  # grey levels: weaker "strokes" are noise or JPEG ringing, 
 MIN_RING = 64  # ring pixels needed to trust the texture floor measured there
 MAX_COVER = 0.75  # "strokes" covering more of a region than this mean it is not text on a photo
 SMOOTH = 1.0  # px: the blur that averages grain out of the contrast, well under a stroke's width
+RARE_IN_RING = 0.1  # an outline pixel's colour is rarer than this in the ring (ink, not photo)
+VERSION = "2"  # bump when the strokes found for a region change: finished work is keyed by it
 
 
 def _odd(value: float, low: int, high: int) -> int:
@@ -64,6 +70,12 @@ def _contrasts(pixels: np.ndarray, side: int) -> list[tuple[int, float, np.ndarr
     return out
 
 
+def _share_beyond(ring_values: np.ndarray, values):
+    """For each of `values`, the share of `ring_values` at least as large (both signed already)."""
+    ordered = np.sort(ring_values)
+    return 1.0 - np.searchsorted(ordered, values, side="left") / ordered.size
+
+
 def _hysteresis(response: np.ndarray, seeds: np.ndarray, low: float) -> np.ndarray:
     """Pixels above `low` connected to a seed (Canny's hysteresis): faint stroke ends and
     anti-aliased edges come with the stroke they belong to, faint texture elsewhere does not."""
@@ -84,6 +96,7 @@ def _strokes(pixels: np.ndarray, inside: np.ndarray) -> np.ndarray | None:
     has_ring = np.count_nonzero(ring) >= MIN_RING
     colour = pixels.reshape(pixels.shape[0], pixels.shape[1], -1).astype(np.float32)
     reference = colour[ring].mean(axis=0) if has_ring else np.median(colour[inside], axis=0)
+    ring_colour = colour[ring]
     found = []
     for channel, sign, response in _contrasts(pixels, side):
         floor = MIN_CONTRAST
@@ -94,17 +107,34 @@ def _strokes(pixels: np.ndarray, inside: np.ndarray) -> np.ndarray | None:
         candidates = _hysteresis(response, seeds, max(MIN_CONTRAST, 0.7 * level)) & inside
         if not candidates.any():
             continue
-        # The wrong polarity fires on the background between strokes, whose colour is the ring's;
-        # true strokes stand out from the ring in their own direction.
-        offset = float(sign * (colour[..., channel][candidates].mean() - reference[channel]))
-        found.append((offset, candidates))
-    best = max((offset for offset, _ in found), default=0.0)
+        # The wrong polarity fires on the background between strokes, which is photo like the
+        # ring: true strokes stand out from the ring in their own direction, and their colour is
+        # rare there. `common`: the share of ring pixels at least as far out, in this set's
+        # direction, as the set's median (the score falls fast with it: a ring of bright coins on
+        # black makes the black between light letters stand out from the ring's mean too).
+        values = colour[..., channel][candidates]
+        offset = float(sign * (values.mean() - reference[channel]))
+        common = float(_share_beyond(sign * ring_colour[:, channel], sign * np.median(values))) if has_ring else 0.0
+        found.append((offset * (1.0 - common) ** 2, candidates, channel, sign))
+    best = max((score for score, *_ in found), default=0.0)
     if best < MIN_CONTRAST:
         return None
     strokes = np.zeros(inside.shape, dtype=bool)
-    for offset, candidates in found:
-        if offset >= max(MIN_CONTRAST, 0.5 * best):  # several kept: a light fill inside a dark outline
+    others = []
+    for score, candidates, channel, sign in found:
+        if score >= max(MIN_CONTRAST, 0.5 * best):  # several kept: a light fill inside a dark outline
             strokes |= candidates
+        else:
+            others.append((candidates, channel, sign))
+    if others and has_ring:
+        # The rest of an outline: pixels of the other sets that touch the strokes and whose colour
+        # is as rare in the ring as ink (not the background between the letters, which is photo).
+        touching = cv2.dilate(strokes.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))).astype(bool)
+        for candidates, channel, sign in others:
+            near = candidates & touching
+            rare = np.zeros_like(near)
+            rare[near] = _share_beyond(sign * ring_colour[:, channel], sign * colour[..., channel][near]) <= RARE_IN_RING
+            strokes |= rare
     cover = np.count_nonzero(strokes) / max(np.count_nonzero(inside), 1)
     if cover > MAX_COVER:
         return None

@@ -25,7 +25,7 @@ from tasks.clean import BLUR, EditContext, composite, get_engine
 from tasks.detect import DETECTORS, get_detector
 from tasks.images import decode_photo, encode_photo
 from tasks.masks import build_mask
-from tasks.masks_text import refine_text_mask
+from tasks.masks_text import VERSION as TEXT_STROKES_VERSION, refine_text_mask
 from tasks.cache import content_key, lookup, restore, store
 from tasks.measure import mask_fraction, measure_edit, outside_changed, text_still_detected
 from tasks.plan import ROW_INDEX, Job
@@ -186,6 +186,7 @@ def _find(row: dict, job: Job, record: dict, trace: dict) -> _Edit | dict:
     key = content_key(row, source_bytes, mask_bytes, config, {
         "clean": f"{engine_name}:{get_engine(engine_name, config).version}",
         "clarify": f"{clarify_name}:{get_clarifier(clarify_name, config).version}",
+        "find": f"text-strokes:{TEXT_STROKES_VERSION}",
     })
     record["content_key"] = key
     cached = lookup(job.cache_uri, key) if job.cache_uri else None
