@@ -284,14 +284,16 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="a third of the cases, one timing repeat")
     parser.add_argument("--cases", type=int, default=36)
+    parser.add_argument("--detect-scales", default="1", help="the detector's passes (detect.text.scales), e.g. 1,2")
     parser.add_argument("--seed", type=int, default=7, help="another seed draws other cases: a held-out check "
                         "(results go to text_<seed>_<cases>.md, the pictures are left alone)")
     args = parser.parse_args()
-    held_out = args.seed != 7 or args.cases != 36
+    scales = [float(x) for x in args.detect_scales.split(",")]
+    held_out = args.seed != 7 or args.cases != 36 or scales != [1.0]
     rng = np.random.default_rng(args.seed)
     count = args.cases // 3 if args.quick else args.cases
     cases = build_cases(count, rng)
-    config = Config()
+    config = Config(detect={"text": {"scales": scales}})
     detector, ocr = TextDetector(config), text_reader()
     engines = [BoxTelea()]
     try:
@@ -310,7 +312,8 @@ def main():
         "# Text removal benchmark",
         "",
         f"`.venv/bin/python benchmarks/text_benchmark.py{' --quick' if args.quick else ''}"
-        f"{f' --seed {args.seed} --cases {args.cases}' if held_out else ''}` on {platform.machine()}, "
+        f"{f' --seed {args.seed} --cases {args.cases}' if held_out else ''}"
+        f"{f' --detect-scales {args.detect_scales}' if scales != [1.0] else ''}` on {platform.machine()}, "
         f"{os.cpu_count()} CPU cores, onnxruntime CPU; {len(cases)} cases (scikit-image photos at native size, "
         f"strings in {len(fonts(20))} fonts, sizes 16-56 px, styles {', '.join(STYLES)}); "
         f"rapidocr reads {readable:.0%} of the pasted strings before removal. Total run {time.perf_counter() - started:.0f} s.",
@@ -329,7 +332,8 @@ def main():
     lines += ["", "4 MP: 2560x1600 mirror-tiled astronaut and coffee frames, one 64 px string each (outlined; 60% watermark).",
               "Timings on a shared 2-core machine are noisy: the 4 MP columns give best and median of the repeats.", "",
               *([] if held_out else ["![input | telea on box | text engine | truth](text_examples.png)"]), ""]
-    (RESULTS / (f"text_{args.seed}_{args.cases}.md" if held_out else "text.md")).write_text("\n".join(lines))
+    suffix = f"_{args.seed}_{args.cases}" + ("_scales_" + args.detect_scales.replace(",", "_") if scales != [1.0] else "")
+    (RESULTS / (f"text{suffix}.md" if held_out else "text.md")).write_text("\n".join(lines))
     print("\n".join(lines))
 
 

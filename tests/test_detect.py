@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFont
@@ -73,6 +74,21 @@ def test_text_detector_handles_grey_photos(text_detector):
     image, truth = with_text(data.camera(), "Camera 7", (300, 440), 36, 255)
     found = text_detector.regions(image)
     assert iou(box_of(found & box_of(truth | (found & truth))), truth) > 0.6
+
+
+def test_a_pass_at_twice_the_scale_finds_small_text_that_one_pass_misses(text_detector):
+    grass = np.repeat(data.grass()[..., None], 3, axis=2)
+    image, truth = with_text(grass, "Welcome Home", (200, 300), 16, (20, 20, 20))
+    two_passes = TextDetector(Config(detect={"text": {"scales": [1.0, 2.0]}}))
+
+    one = text_detector.regions(image)
+    both = two_passes.regions(image)
+
+    assert np.count_nonzero(one & truth) < 0.5 * np.count_nonzero(truth), "one pass misses 16 px dark text on grass"
+    assert np.count_nonzero(both & truth) >= 0.95 * np.count_nonzero(truth)
+    around_text = cv2.dilate(truth.astype(np.uint8), np.ones((41, 41), np.uint8)).astype(bool)
+    assert not (both & ~one & ~around_text).any(), "what the second pass adds is the text"
+    assert not two_passes.regions(grass).any(), "and the second pass finds nothing on the bare grass"
 
 
 def test_face_detector_finds_the_astronauts_face():
