@@ -9,8 +9,9 @@ semi-transparent watermarks (which lift or darken the photo under them) all show
 (channel, polarity) is thresholded by Otsu's method, floored by the photo's own texture measured
 on the untouched ring around the region, and grown by hysteresis. The wrong polarity fires on the
 background between the strokes, which is the photo, so a set counts as much as its pixels stand out
-from the ring's colour in their own direction and as its colour is rare in the ring (the letters'
-ink is not in the photo around them, the background between them is); the strongest sets are kept.
+from the ring's colour in their own direction, as its colour is rare in the ring (the letters' ink
+is not in the photo around them, the background between them is) and as it runs the length of the
+line (a head or a highlight the region took in fills only part of it); the strongest are kept.
 Pixels of the other sets that touch the kept strokes go with them: an outline drawn over a
 background of its own colour (a black outline crossing a dark coat) is only partly a set of its
 own, and the part left behind reads as hollow letters. The strokes are then grown by a few pixels
@@ -31,7 +32,7 @@ MIN_RING = 64  # ring pixels needed to trust the texture floor measured there
 MAX_COVER = 0.75  # "strokes" covering more of a region than this mean it is not text on a photo
 SMOOTH = 1.0  # px: the blur that averages grain out of the contrast, well under a stroke's width
 RARE_IN_RING = 0.1  # an outline pixel's colour is rarer than this in the ring (ink, not photo)
-VERSION = "2"  # bump when the strokes found for a region change: finished work is keyed by it
+VERSION = "3"  # bump when the strokes found for a region change: finished work is keyed by it
 
 
 def _odd(value: float, low: int, high: int) -> int:
@@ -97,6 +98,8 @@ def _strokes(pixels: np.ndarray, inside: np.ndarray) -> np.ndarray | None:
     colour = pixels.reshape(pixels.shape[0], pixels.shape[1], -1).astype(np.float32)
     reference = colour[ring].mean(axis=0) if has_ring else np.median(colour[inside], axis=0)
     ring_colour = colour[ring]
+    across = 0 if inside.shape[1] >= inside.shape[0] else 1  # the axis across the line (rows when it is wide)
+    line = inside.any(axis=across)  # the positions along the line
     found = []
     for channel, sign, response in _contrasts(pixels, side):
         floor = MIN_CONTRAST
@@ -115,7 +118,10 @@ def _strokes(pixels: np.ndarray, inside: np.ndarray) -> np.ndarray | None:
         values = colour[..., channel][candidates]
         offset = float(sign * (values.mean() - reference[channel]))
         common = float(_share_beyond(sign * ring_colour[:, channel], sign * np.median(values))) if has_ring else 0.0
-        found.append((offset * (1.0 - common) ** 2, candidates, channel, sign))
+        # Letters run the length of their line; a thing the region took in with them (a head below
+        # a caption, a spoon's highlights) stands out as much but fills only part of it.
+        spread = np.count_nonzero(candidates.any(axis=across) & line) / max(np.count_nonzero(line), 1)
+        found.append((offset * (1.0 - common) ** 2 * spread**2, candidates, channel, sign))
     best = max((score for score, *_ in found), default=0.0)
     if best < MIN_CONTRAST:
         return None
