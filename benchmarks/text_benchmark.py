@@ -332,7 +332,7 @@ def main():
     lines += ["", "4 MP: 2560x1600 mirror-tiled astronaut and coffee frames, one 64 px string each (outlined; 60% watermark).",
               "Timings on a shared 2-core machine are noisy: the 4 MP columns give best and median of the repeats.", "",
               *([] if held_out else ["![input | telea on box | text engine | truth](text_examples.png)"]), ""]
-    suffix = f"_{args.seed}_{args.cases}" + ("_scales_" + args.detect_scales.replace(",", "_") if scales != [1.0] else "")
+    suffix = f"_{args.seed}_{count}" + ("_scales_" + args.detect_scales.replace(",", "_") if scales != [1.0] else "")
     (RESULTS / (f"text{suffix}.md" if held_out else "text.md")).write_text("\n".join(lines))
     print("\n".join(lines))
 

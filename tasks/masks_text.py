@@ -11,7 +11,9 @@ on the untouched ring around the region, and grown by hysteresis. The wrong pola
 background between the strokes, which is the photo, so a set counts as much as its pixels stand out
 from the ring's colour in their own direction, as its colour is rare in the ring (the letters' ink
 is not in the photo around them, the background between them is) and as it runs the length of the
-line (a head or a highlight the region took in fills only part of it); the strongest are kept.
+line (a head or a highlight the region took in fills only part of it); the strongest are kept,
+and a set that lost on its length alone goes too (a cable running the length of a loose box must
+not take the letters' place).
 Pixels of the other sets that touch the kept strokes go with them: an outline drawn over a
 background of its own colour (a black outline crossing a dark coat) is only partly a set of its
 own, and the part left behind reads as hollow letters. The strokes are then grown by a few pixels
@@ -32,7 +34,7 @@ MIN_RING = 64  # ring pixels needed to trust the texture floor measured there
 MAX_COVER = 0.75  # "strokes" covering more of a region than this mean it is not text on a photo
 SMOOTH = 1.0  # px: the blur that averages grain out of the contrast, well under a stroke's width
 RARE_IN_RING = 0.1  # an outline pixel's colour is rarer than this in the ring (ink, not photo)
-VERSION = "3"  # bump when the strokes found for a region change: finished work is keyed by it
+VERSION = "4"  # bump when the strokes found for a region change: finished work is keyed by it
 
 
 def _odd(value: float, low: int, high: int) -> int:
@@ -98,7 +100,8 @@ def _strokes(pixels: np.ndarray, inside: np.ndarray) -> np.ndarray | None:
     colour = pixels.reshape(pixels.shape[0], pixels.shape[1], -1).astype(np.float32)
     reference = colour[ring].mean(axis=0) if has_ring else np.median(colour[inside], axis=0)
     ring_colour = colour[ring]
-    across = 0 if inside.shape[1] >= inside.shape[0] else 1  # the axis across the line (rows when it is wide)
+    wide = np.count_nonzero(inside.any(axis=0)) >= np.count_nonzero(inside.any(axis=1))
+    across = 0 if wide else 1  # the axis across the line (rows when it is wide)
     line = inside.any(axis=across)  # the positions along the line
     found = []
     for channel, sign, response in _contrasts(pixels, side):
@@ -121,14 +124,22 @@ def _strokes(pixels: np.ndarray, inside: np.ndarray) -> np.ndarray | None:
         # Letters run the length of their line; a thing the region took in with them (a head below
         # a caption, a spoon's highlights) stands out as much but fills only part of it.
         spread = np.count_nonzero(candidates.any(axis=across) & line) / max(np.count_nonzero(line), 1)
-        found.append((offset * (1.0 - common) ** 2 * spread**2, candidates, channel, sign))
-    best = max((score for score, *_ in found), default=0.0)
-    if best < MIN_CONTRAST:
+        if offset >= MIN_CONTRAST:
+            found.append((offset * (1.0 - common) ** 2, spread, candidates, channel, sign))
+    # The scores rank the sets; they do not say whether there is text (a box far longer than its
+    # word gives the letters a small spread, yet they are letters).
+    best = max((rare * spread**2 for rare, spread, *_ in found), default=0.0)
+    if best <= 0:
         return None
+    kept = [rare * spread**2 >= 0.5 * best for rare, spread, *_ in found]  # several: a light fill in a dark outline
+    # A set that lost on its spread alone still goes: in a box longer than its word, a wire running
+    # its whole length would otherwise take the letters' place. Never under-remove for a score.
+    rarest_kept = max(rare for (rare, *_), keep in zip(found, kept) if keep)
+    kept = [keep or rare > rarest_kept for (rare, *_), keep in zip(found, kept)]
     strokes = np.zeros(inside.shape, dtype=bool)
     others = []
-    for score, candidates, channel, sign in found:
-        if score >= max(MIN_CONTRAST, 0.5 * best):  # several kept: a light fill inside a dark outline
+    for (_, _, candidates, channel, sign), keep in zip(found, kept):
+        if keep:
             strokes |= candidates
         else:
             others.append((candidates, channel, sign))

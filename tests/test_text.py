@@ -102,32 +102,36 @@ def test_refinement_keeps_the_region_whole_when_it_finds_no_text():
     assert not refine_text_mask(truth, np.zeros(region.shape, bool)).any()
 
 
-HARD_CASES = [  # photo, style, font size, text, top-left, region's reach below the text, least share of
-    # the ink covered, most share of the region
-    ("camera", "solid-light", 30, "Camera Man", (250, 420), 6, 0.98, 0.8),  # a grey photo
+HARD_CASES = [  # photo, style, font size, text, top-left, region's reach (px) right of and below the text,
+    # least share of the ink covered, most share of the region
+    ("camera", "solid-light", 30, "Camera Man", (250, 420), (6, 6), 0.98, 0.8),  # a grey photo
     # The ring holds bright coins and the black between them: the black between the letters stands
     # out from the ring's mean as much as the letters do, but is common in the ring. The rule that
     # looked at the mean only kept both and gave up on the whole box (share 1.00).
-    ("coins", "solid-yellow", 34, "Holiday 2024", (30, 146), 6, 0.98, 0.8),
+    ("coins", "solid-yellow", 34, "Holiday 2024", (30, 146), (6, 6), 0.98, 0.8),
     # A black outline crossing the cameraman's dark coat and the light sky: over the coat it has no
     # contrast of its own, over the sky it is the letters' shape, and left behind there it reads as
     # hollow letters (91% of the ink covered without the touching-outline rule).
-    ("camera", "outlined-3", 52, "Limited Offer", (12, 216), 6, 0.95, 0.7),
+    ("camera", "outlined-3", 52, "Limited Offer", (12, 216), (6, 6), 0.95, 0.7),
     # A region that reaches 40 px below a caption over the sky, into the cameraman's dark head (as a
     # detector's line region may): the head stands out from the ring more than the white letters
     # do, but fills only part of the line's length. Without that test the letters were dropped
     # for it (33% of the ink covered).
-    ("camera", "solid-light", 44, "Summer Sale", (118, 56), 40, 0.98, 0.6),
+    ("camera", "solid-light", 44, "Summer Sale", (118, 56), (6, 40), 0.98, 0.6),
+    # A box drawn 250 px longer than its word: the letters cover a small part of the line, which
+    # ranks them lower but must not make them "no text" (the whole box was filled).
+    ("rocket", "solid-light", 26, "SALE", (40, 300), (250, 6), 0.98, 0.5),
 ]
 
 
-@pytest.mark.parametrize("name, style, size, text, xy, below, cover, share", HARD_CASES,
-                         ids=["grey-photo", "light-among-coins", "outline-over-its-own-colour", "region-over-a-head"])
-def test_refinement_on_hard_backgrounds(name, style, size, text, xy, below, cover, share):
+@pytest.mark.parametrize("name, style, size, text, xy, reach, cover, share", HARD_CASES,
+                         ids=["grey-photo", "light-among-coins", "outline-over-its-own-colour", "region-over-a-head",
+                              "box-longer-than-its-word"])
+def test_refinement_on_hard_backgrounds(name, style, size, text, xy, reach, cover, share):
     truth = photo(name)
     drawn, box = draw_text(truth, text, xy, size, style)
     x0, y0, x1, y1 = box
-    region = box_mask([[x0 - 6, y0 - 6, x1 + 6, y1 + below]], (truth.shape[1], truth.shape[0]))
+    region = box_mask([[x0 - 6, y0 - 6, x1 + reach[0], y1 + reach[1]]], (truth.shape[1], truth.shape[0]))
     ink = changed(drawn, truth)
     refined = refine_text_mask(drawn, region)
     assert np.count_nonzero(refined & ink) / np.count_nonzero(ink) >= cover
