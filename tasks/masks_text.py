@@ -73,10 +73,12 @@ def _contrasts(pixels: np.ndarray, side: int) -> list[tuple[int, float, np.ndarr
     return out
 
 
-def _share_beyond(ring_values: np.ndarray, values):
-    """For each of `values`, the share of `ring_values` at least as large (both signed already)."""
-    ordered = np.sort(ring_values)
-    return 1.0 - np.searchsorted(ordered, values, side="left") / ordered.size
+def _share_beyond(ordered: np.ndarray, values, sign: float):
+    """For each of `values`, the share of the sorted ring values `ordered` at least as far out in
+    direction `sign` (as light for +1, as dark for -1)."""
+    if sign > 0:
+        return 1.0 - np.searchsorted(ordered, values, side="left") / ordered.size
+    return np.searchsorted(ordered, values, side="right") / ordered.size
 
 
 def _hysteresis(response: np.ndarray, seeds: np.ndarray, low: float) -> np.ndarray:
@@ -98,8 +100,9 @@ def _strokes(pixels: np.ndarray, inside: np.ndarray) -> np.ndarray | None:
     ring = ~inside
     has_ring = np.count_nonzero(ring) >= MIN_RING
     colour = pixels.reshape(pixels.shape[0], pixels.shape[1], -1).astype(np.float32)
-    reference = colour[ring].mean(axis=0) if has_ring else np.median(colour[inside], axis=0)
     ring_colour = colour[ring]
+    reference = ring_colour.mean(axis=0) if has_ring else np.median(colour[inside], axis=0)
+    ordered_ring = np.sort(ring_colour, axis=0)  # per channel, for the shares of the ring below
     wide = np.count_nonzero(inside.any(axis=0)) >= np.count_nonzero(inside.any(axis=1))
     across = 0 if wide else 1  # the axis across the line (rows when it is wide)
     line = inside.any(axis=across)  # the positions along the line
@@ -120,7 +123,7 @@ def _strokes(pixels: np.ndarray, inside: np.ndarray) -> np.ndarray | None:
         # black makes the black between light letters stand out from the ring's mean too).
         values = colour[..., channel][candidates]
         offset = float(sign * (values.mean() - reference[channel]))
-        common = float(_share_beyond(sign * ring_colour[:, channel], sign * np.median(values))) if has_ring else 0.0
+        common = float(_share_beyond(ordered_ring[:, channel], np.median(values), sign)) if has_ring else 0.0
         # Letters run the length of their line; a thing the region took in with them (a head below
         # a caption, a spoon's highlights) stands out as much but fills only part of it.
         spread = np.count_nonzero(candidates.any(axis=across) & line) / max(np.count_nonzero(line), 1)
@@ -150,7 +153,7 @@ def _strokes(pixels: np.ndarray, inside: np.ndarray) -> np.ndarray | None:
         for candidates, channel, sign in others:
             near = candidates & touching
             rare = np.zeros_like(near)
-            rare[near] = _share_beyond(sign * ring_colour[:, channel], sign * colour[..., channel][near]) <= RARE_IN_RING
+            rare[near] = _share_beyond(ordered_ring[:, channel], colour[..., channel][near], sign) <= RARE_IN_RING
             strokes |= rare
     cover = np.count_nonzero(strokes) / max(np.count_nonzero(inside), 1)
     if cover > MAX_COVER:
