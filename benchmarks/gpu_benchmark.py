@@ -3,7 +3,8 @@
 - exemplar: quality on the clean benchmark's cases (CUDA vs CPU), seconds per 4 MP frame alone
   and in batches (`fill_many`, images on concurrent streams), same bytes on a rerun and alone vs
   batched;
-- regrain: seconds per 4 MP frame, same bytes on a rerun, difference from the CPU's bytes;
+- regrain: seconds per 4 MP frame alone and in batches (`regrain_many`), same bytes on a rerun, alone vs
+  batched, difference from the CPU's bytes;
 - lama: a LaMa-contract TorchScript model built here (random weights: the path, not the quality),
   crops batched across images, difference from the CPU;
 - sr: a real-size Real-ESRGAN compact network built here (random weights), tiled, if spandrel is
@@ -47,6 +48,7 @@ from tasks.clean.exemplar import Exemplar  # noqa: E402
 from tasks.clean.lama import Lama  # noqa: E402
 from tasks.clean.telea import Telea  # noqa: E402
 from tasks.config import Config  # noqa: E402
+from tasks.masks import mask_components  # noqa: E402
 
 CPU = Config(device="cpu")
 
@@ -138,25 +140,50 @@ def exemplar_section(quality, frames, lines: list[str]) -> None:
 
 
 def regrain_section(frames, lines: list[str]) -> None:
-    gpu_config = cuda_config()
-    gpu, cpu = Regrain(gpu_config), Regrain(CPU)
+    """Regrain after telea: one image at a time on CUDA and on the CPU, then all frames in one
+    `regrain_many` at several `regrain.batch` sizes (their crops share batches)."""
     filled = [composite(c.damaged, Telea(CPU)(c.damaged, c.mask, context(c, "telea")), c.mask) for c in frames]
-    gpu(filled[0], frames[0].mask, context(frames[0], "telea", gpu_config))  # warm-up
-    times, same, diffs = [], True, []
-    for case, image in zip(frames, filled):
-        out, seconds = synced(gpu, image, case.mask, context(case, "telea", gpu_config))
+
+    def items(config):
+        return [(image, c.mask, context(c, "telea", config)) for c, image in zip(frames, filled)]
+
+    megapixels = sum(c.megapixels for c in frames)
+    crops = sum(len(mask_components(c.mask, CPU.regrain.margin)) for c in frames)
+    gpu_config = cuda_config()
+    gpu = Regrain(gpu_config)
+    gpu(*items(gpu_config)[0])  # warm-up
+    alone, times = [], []
+    for item, case in zip(items(gpu_config), frames):
+        out, seconds = synced(gpu, *item)
+        alone.append(out)
         times.append(seconds * 4.096 / case.megapixels)
-        same &= np.array_equal(out, gpu(image, case.mask, context(case, "telea", gpu_config)))
-        on_cpu = cpu(image, case.mask, context(case, "telea", CPU))
-        diffs.append(differ(out, on_cpu, case.mask))
+    same = all(np.array_equal(gpu(*item), out) for item, out in zip(items(gpu_config)[:3], alone))
+    cpu = Regrain(CPU)
     start = time.perf_counter()
-    for case, image in zip(frames, filled):
-        cpu(image, case.mask, context(case, "telea", CPU))
-    cpu_seconds = (time.perf_counter() - start) * 4.096 / sum(c.megapixels for c in frames)
+    on_cpu = [cpu(*item) for item in items(CPU)]
+    cpu_seconds = (time.perf_counter() - start) * 4.096 / megapixels
     lines += ["## regrain (after telea)", "",
-              f"s per 4 MP frame: CUDA median {statistics.median(times):.3f} (max {max(times):.3f}); "
-              f"CPU ({torch.get_num_threads()} threads) mean {cpu_seconds:.3f}.",
-              f"Same bytes on a rerun on CUDA: {same}. CUDA vs CPU inside the mask: {'; '.join(diffs[:3])}.", ""]
+              f"{len(frames)} frames of 4 MP, {crops} crops. s per 4 MP frame:", "",
+              "| how | s per 4 MP frame |", "|---|---|",
+              f"| CPU, {torch.get_num_threads()} torch threads, one image at a time | {cpu_seconds:.3f} |",
+              f"| CUDA, one image at a time (median; max {max(times):.3f}) | {statistics.median(times):.3f} |"]
+    notes = [f"- one image at a time: same bytes on a rerun: {same}; CUDA vs CPU: "
+             f"{'; '.join(differ(a, b, c.mask) for a, b, c in list(zip(alone, on_cpu, frames))[:3])}"]
+    for batch in (1, 4, 16, 64):
+        config = cuda_config(regrain={"batch": batch})
+        engine = Regrain(config)
+        engine.regrain_many(items(config))  # warm-up: this batch's shapes
+        if torch.cuda.is_available():
+            torch.cuda.reset_peak_memory_stats()
+        results, seconds = synced(engine.regrain_many, items(config))
+        peak = torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else float("nan")
+        again = engine.regrain_many(items(config))
+        lines.append(f"| CUDA, regrain_many of {len(frames)} frames, regrain.batch={batch} (peak {peak:.2f} GiB) | "
+                     f"{seconds * 4.096 / megapixels:.3f} |")
+        notes.append(f"- batch {batch}: same bytes on a rerun: {all(np.array_equal(a, b) for a, b in zip(results, again))}; "
+                     f"vs one image at a time on CUDA: {'; '.join(differ(a, b, c.mask) for a, b, c in list(zip(results, alone, frames))[:3])}; "
+                     f"vs the CPU: {'; '.join(differ(a, b, c.mask) for a, b, c in list(zip(results, on_cpu, frames))[:3])}")
+    lines += [""] + notes + [""]
 
 
 class ConvLama(torch.nn.Module):
@@ -235,7 +262,7 @@ def detect_section(lines: list[str]) -> None:
 
 
 def profile_section(frames, lines: list[str]) -> None:
-    """Where one frame's exemplar time goes on the GPU: kernels launched, and how busy they keep it."""
+    """Where exemplar's and regrain's time goes on the GPU: kernels launched, and how busy they keep it."""
     if not torch.cuda.is_available():
         lines += ["## exemplar profile", "", "skipped: no GPU", ""]
         return
@@ -248,10 +275,19 @@ def profile_section(frames, lines: list[str]) -> None:
         engine.fill_many(items)  # warm-up
         with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
             _, wall = synced(engine.fill_many, items)
-        profile_lines(prof, wall, f"exemplar.batch={batch}, {len(chosen)} frame(s) of 4 MP", lines)
+        profile_lines(prof, wall, f"exemplar profile (exemplar.batch={batch}, {len(chosen)} frame(s) of 4 MP, under the profiler)", lines)
+    filled = [composite(c.damaged, Telea(CPU)(c.damaged, c.mask, context(c, "telea")), c.mask) for c in frames]
+    for batch in (1, 16):
+        config = cuda_config(regrain={"batch": batch})
+        engine = Regrain(config)
+        items = [(image, c.mask, context(c, "telea", config)) for c, image in zip(frames, filled)]
+        engine.regrain_many(items)  # warm-up
+        with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+            _, wall = synced(engine.regrain_many, items)
+        profile_lines(prof, wall, f"regrain profile (regrain.batch={batch}, {len(frames)} frames of 4 MP, under the profiler)", lines)
 
 
-def profile_lines(prof, wall: float, what: str, lines: list[str]) -> None:
+def profile_lines(prof, wall: float, title: str, lines: list[str]) -> None:
     events = prof.key_averages()
     on_gpu = [e for e in events if str(getattr(e, "device_type", "")).endswith("CUDA")]
     kernels = sum(e.count for e in on_gpu)
@@ -261,7 +297,7 @@ def profile_lines(prof, wall: float, what: str, lines: list[str]) -> None:
             print(events.table(sort_by=key, row_limit=12), flush=True)
         except Exception as error:  # noqa: BLE001 - the table is a reading aid; the figures below stand
             print(f"no table by {key}: {error}")
-    lines += [f"## exemplar profile ({what}, under the profiler)", "",
+    lines += [f"## {title}", "",
               f"{kernels} kernels; GPU busy {busy:.3f} s of {wall:.3f} s wall.", ""]
 
 

@@ -53,6 +53,8 @@ class RegrainConfig(_Strict):
     feather: float = Field(3.0, ge=0, description="Pixels over which the new grain fades in from the mask edge.")
     margin: int = Field(32, ge=4, description="Known pixels around each mask component that teach the grain.")
     block: int = Field(32, ge=4, le=256, description="Side of the grain blocks copied from the known pixels.")
+    batch: int = Field(16, ge=1, le=256, description="On CUDA, crops (from all images of a partition batch) "
+                       "re-grained together, their padded stack under 8 M pixels; the CPU takes one at a time.")
 
 
 class SrConfig(_Strict):
@@ -90,9 +92,10 @@ class Config(_Strict):
     partition_size: int = Field(64, ge=1, description="Rows per partition when the manifest has no `partition` column.")
     workers: int = Field(0, ge=0, description="Partitions processed at once; 0 = one per CPU core.")
     batch_images: int = Field(
-        0, ge=0, le=256, description="Rows of a partition read and cleaned together: on CUDA the exemplar and lama "
-        "engines fill their crops in batches. Memory holds this many photos per partition task. 0 = 16 where "
-        "torch runs on CUDA (the batches keep the GPU busy), 4 on the CPU.")
+        0, ge=0, le=256, description="Rows of a partition read, cleaned and clarified together: on CUDA the exemplar "
+        "and lama engines fill their crops in batches, and regrain re-grains them in batches. Memory holds this many "
+        "photos per partition task (on CUDA, each with its cleaned copy). 0 = 16 where torch runs on CUDA (the "
+        "batches keep the GPU busy), 4 on the CPU.")
     max_pixels: int = Field(100_000_000, ge=1, description="Images above this many pixels are quarantined (decompression bombs).")
     max_mask_fraction: float = Field(0.9, gt=0, le=1, description="A mask covering more of the image leaves nothing to fill from.")
     engines: EngineChoice = EngineChoice()

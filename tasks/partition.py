@@ -114,7 +114,8 @@ class _Edit:
     context: EditContext | None = None
     is_text: bool = False
     result: dict = field(default_factory=dict)
-    cleaned: np.ndarray | None = None
+    cleaned: np.ndarray | None = None  # the row after Clean, composited in the mask
+    clarified: bool = False  # `cleaned` was clarified in place by a batch
 
 
 def edit_row(row: dict, job: Job) -> dict:
@@ -127,9 +128,10 @@ def edit_rows(rows: list[dict], job: Job) -> list[dict]:
 
     Each row is read and its mask found on its own; the Clean step then runs once for the whole
     group per engine, so an engine with `fill_many` (exemplar, lama: on a GPU) fills the crops of many
-    images in one batch; Clarify, Measure and Write follow row by row. Content already finished by
-    an earlier run (same bytes, same settings, same code) is copied from the cache instead of
-    computed: `reused` says which.
+    images in one batch. Where the clarifier batches too (regrain on a GPU), every row is cleaned
+    before any is clarified, and Clarify runs once for the group. Measure and Write follow row by
+    row. Content already finished by an earlier run (same bytes, same settings, same code) is
+    copied from the cache instead of computed: `reused` says which.
     """
     records: list[dict | None] = [None] * len(rows)
     edits: dict[int, _Edit] = {}
@@ -141,6 +143,11 @@ def edit_rows(rows: list[dict], job: Job) -> list[dict]:
         if isinstance(outcome, _Edit):
             edits[index] = outcome
     _clean_together(edits, job)
+    if _clarifies_together(edits, job):
+        for index, edit in list(edits.items()):  # what no batch cleaned, row by row; a failure ends its row
+            if _guard(lambda: _clean(edit, job), records, index, edit.row, edit.record, edit.trace, edit.started):
+                del edits[index]
+        _clarify_together(edits, job)
     for index, edit in edits.items():
         _guard(lambda: _finish(edit, job), records, index, edit.row, edit.record, edit.trace, edit.started)
     return records
@@ -250,32 +257,77 @@ def _clean_together(edits: dict[int, _Edit], job: Job) -> None:
                 log.warning("batched %s failed; cleaning its %d rows one by one", engine_name, len(group))
             else:
                 share = (time.perf_counter() - started) / len(group)
-                for edit, output in zip(group, outputs):
-                    edit.cleaned = output
+                for k, edit in enumerate(group):
+                    edit.cleaned = composite(edit.photo.colour, outputs[k], edit.mask)
+                    outputs[k] = None  # the engine's copy goes as soon as the row has its own
                     edit.result["clean_seconds"] = share
-        # Row by row (or what the batch did not do); _finish reports a row's own failure.
+        # Row by row (or what the batch did not do); a row's own failure is reported for that row.
+
+
+def _clean(edit: _Edit, job: Job) -> None:
+    """The Clean step of one row that no batch cleaned: `edit.cleaned`, composited in the mask."""
+    if edit.cleaned is not None or not edit.mask.any():
+        return
+    edit.trace["stage"] = "clean"
+    started = time.perf_counter()
+    cleaned = get_engine(edit.engine_name, job.config)(edit.photo.colour, edit.mask, edit.context)
+    edit.cleaned = composite(edit.photo.colour, cleaned, edit.mask)
+    edit.result["clean_seconds"] = edit.result.get("clean_seconds", 0.0) + time.perf_counter() - started
+
+
+def _clarifying(edits: dict[int, _Edit], job: Job) -> dict[str, list[_Edit]]:
+    """The rows of the group that a clarifier which shares batches across images will clarify."""
+    by_clarifier: dict[str, list[_Edit]] = {}
+    for edit in edits.values():
+        if edit.mask.any() and edit.clarify_name != "none":
+            by_clarifier.setdefault(edit.clarify_name, []).append(edit)
+    return {name: group for name, group in by_clarifier.items()
+            if len(group) > 1 and getattr(get_clarifier(name, job.config), "shares_batches", False)}
+
+
+def _clarifies_together(edits: dict[int, _Edit], job: Job) -> bool:
+    # Elsewhere (the CPU) each row is cleaned and clarified in turn: the group never holds a
+    # cleaned copy of every photo at once.
+    return bool(_clarifying(edits, job))
+
+
+def _clarify_together(edits: dict[int, _Edit], job: Job) -> None:
+    """The Clarify step for a group of cleaned rows: one `regrain_many` call per clarifier that
+    shares batches across images, in place on the rows' own cleaned copies (it writes only once
+    every crop is done). A failed call is redone row by row by `_finish`."""
+    for name, group in _clarifying(edits, job).items():
+        started = time.perf_counter()
+        try:
+            get_clarifier(name, job.config).regrain_many([(e.cleaned, e.mask, e.context) for e in group], in_place=True)
+        except Exception:  # noqa: BLE001 - redone row by row in _finish, where the error gets its row
+            log.warning("batched %s failed; clarifying its %d rows one by one", name, len(group))
+            continue
+        share = (time.perf_counter() - started) / len(group)
+        for edit in group:
+            edit.clarified = True
+            edit.result["clarify_seconds"] = share
 
 
 def _finish(edit: _Edit, job: Job) -> dict:
-    """Clean (unless batched), clarify, measure and write one row; its published record."""
+    """Clean and clarify what no batch did, then measure and write one row; its published record."""
     config, row, trace, result = job.config, edit.row, edit.trace, edit.result
     photo, mask = edit.photo, edit.mask
     final = photo.colour
-    clean_started = time.perf_counter()
+    _clean(edit, job)
+    clarify_started = time.perf_counter()
     if not mask.any():
         result["flags"].append("empty_mask")
     else:
-        trace["stage"] = "clean"
         result["engine"] = edit.engine_name
-        cleaned = edit.cleaned
-        if cleaned is None:
-            cleaned = get_engine(edit.engine_name, config)(photo.colour, mask, edit.context)
-        final = composite(photo.colour, cleaned, mask)
+        final = edit.cleaned
         if edit.clarify_name != "none":
             trace["stage"] = "clarify"
             result["clarify"] = edit.clarify_name
-            final = composite(photo.colour, get_clarifier(edit.clarify_name, config)(final, mask, edit.context), mask)
-    result["clean_seconds"] = result.get("clean_seconds", 0.0) + time.perf_counter() - clean_started
+            clarified = final if edit.clarified else get_clarifier(edit.clarify_name, config)(final, mask, edit.context)
+            final = composite(photo.colour, clarified, mask)
+    # The record's clean_seconds covers Clean and Clarify, as it always has.
+    result["clean_seconds"] = (result.get("clean_seconds", 0.0) + result.pop("clarify_seconds", 0.0)
+                               + time.perf_counter() - clarify_started)
 
     trace["stage"] = "measure"
     measure_started = time.perf_counter()

@@ -87,6 +87,106 @@ def test_same_bytes_whatever_the_thread_count():
     assert (outputs[0][mask] != smudge[mask]).any()
 
 
+def _batch_of_photos():
+    """Photos of different sizes and kinds, their holes telea-filled: two holes on the coffee photo
+    (two crops of one image), a grey photo, letters' strokes (a thin hole: fine grain only), a hole
+    at the cat's bottom edge (its crop's edge too), a strip with no wholly known block (its blocks
+    come from the windows that know most, never from past its edge in a taller batch) and a fill
+    that copies grain."""
+    coffee, camera, astronaut, chelsea = photos.coffee(), photos.camera(), photos.astronaut(), photos.chelsea()
+    two_holes = ellipse(coffee.shape, (150, 120), (40, 30)) | ellipse(coffee.shape, (450, 300), (60, 35))
+    strokes = np.zeros(astronaut.shape[:2], np.uint8)
+    cv2.putText(strokes, "GRAIN", (60, 420), cv2.FONT_HERSHEY_SIMPLEX, 3, 1, 7)
+    edge = np.zeros(chelsea.shape[:2], bool)
+    edge[250:, 180:260] = True
+    strip = photos.coffee()[:64]  # a hole across it: no block of its crop is wholly known
+    across = np.zeros(strip.shape[:2], bool)
+    across[16:48] = True
+    cases = [(coffee, two_holes, "telea"), (camera, ellipse(camera.shape, (300, 200), (50, 40)), "telea"),
+             (astronaut, strokes > 0, "telea"), (chelsea, edge, "telea"), (strip, across, "telea"),
+             (photos.rocket(), ellipse(photos.rocket().shape, (300, 200), (45, 30)), "exemplar")]
+    config = Config(device="cpu")
+    return [(telea(image, mask), mask, EditContext(f"img{k}", "object", "remove", 10 + k, config, engine=engine))
+            for k, (image, mask, engine) in enumerate(cases)]
+
+
+def test_a_batch_of_crops_gives_each_image_its_own_bytes(monkeypatch):
+    """On CUDA the crops of a partition's images are re-grained together, each in the corner of a
+    padded stack. Run here on the CPU with a batch of 8, with the CPU's kernels (crop by crop) and
+    with the device's (the whole stack through torch): each image gets what it gets alone. The
+    device's kernels sum the per-bin tables by a matrix product, in another order than the CPU's,
+    so a value a float64 rounding away from a half grey level could round the other way."""
+    from tasks.clarify import regrain
+
+    items = _batch_of_photos()
+    alone = [Regrain(Config(device="cpu"))(*item) for item in items]
+    for image, mask, _ in items:
+        assert mask.any()
+    sizes = []
+    batch = regrain._regrain_batch
+    monkeypatch.setattr(regrain, "_regrain_batch", lambda jobs, *rest: (sizes.append(len(jobs)), batch(jobs, *rest))[1])
+    together = Regrain(Config(device="cpu"))
+    together.cpu_batch = 8
+    for kernels in ("cpu", "device"):
+        if kernels == "device":
+            monkeypatch.setattr(regrain, "_cpu_kernels", lambda device: False)
+        sizes.clear()
+        outputs = together.regrain_many(items)
+        assert max(sizes) >= 3, sizes  # crops of several images did share a batch
+        for (image, mask, _), out, own in zip(items, outputs, alone):
+            assert np.array_equal(out[~mask], image[~mask])
+            assert (out[mask] != image[mask]).any()
+            if kernels == "cpu":
+                assert np.array_equal(out, own)
+            else:
+                change = np.abs(out.astype(int) - own.astype(int))[mask]
+                assert change.max() <= 1 and (change > 0).mean() < 1e-3, (change.max(), (change > 0).mean())
+
+
+def test_crops_that_teach_nothing_are_left_as_they_are_alone_and_in_a_batch(monkeypatch):
+    """A strip thinner than a block of grain, and a mesh of a mask whose known pixels all miss the
+    grid the statistics are read on, have nothing to cut grain from: they come back as they were,
+    alone and beside a photo in a batch on the device's kernels (where a window of the padding or
+    an index of -1 would otherwise be taken)."""
+    from tasks.clarify import regrain
+
+    coffee = photos.coffee()
+    strip = np.ascontiguousarray(coffee[200:203])
+    strip_hole = np.zeros(strip.shape[:2], bool)
+    strip_hole[:, 100:300] = True
+    mesh = np.ascontiguousarray(coffee[:120, :160])
+    mesh_hole = np.ones(mesh.shape[:2], bool)
+    mesh_hole[1::2, 1::2] = False  # known pixels on odd rows and columns only: the stride-2 grid sees none
+    hole = ellipse(coffee.shape, (300, 200), (50, 40))
+    config = Config(device="cpu")
+    items = [(telea(image, mask), mask, EditContext(f"img{k}", "object", "remove", k, config, engine="telea"))
+             for k, (image, mask) in enumerate([(strip, strip_hole), (mesh, mesh_hole), (coffee, hole)])]
+    clarifier = Regrain(config)
+    alone = [clarifier(*item) for item in items]
+    assert np.array_equal(alone[0], items[0][0]) and np.array_equal(alone[1], items[1][0])
+    assert not np.array_equal(alone[2], items[2][0])
+    monkeypatch.setattr(regrain, "_cpu_kernels", lambda device: False)
+    clarifier.cpu_batch = 8
+    for out, own in zip(clarifier.regrain_many(items), alone):
+        assert np.array_equal(out, own)
+
+
+def test_the_device_reflects_each_crop_at_its_own_edges_as_opencv_does():
+    """The device's blur and probes pad each crop of a stack by reflecting it at its own edges
+    (BORDER_REFLECT_101), however short it is against the pad."""
+    from tasks.clarify.regrain import _reflect_pad
+
+    lengths = [1, 2, 3, 5, 9, 10, 14]
+    stack = torch.zeros((len(lengths), 1, 1, max(lengths)), dtype=torch.float64)
+    for b, length in enumerate(lengths):
+        stack[b, 0, 0, :length] = torch.arange(1, length + 1, dtype=torch.float64)
+    padded = _reflect_pad(stack, lengths, 9, 3)
+    for b, length in enumerate(lengths):
+        row = np.arange(1, length + 1, dtype=np.float64)
+        expected = cv2.copyMakeBorder(row[None], 0, 0, 9, 9, cv2.BORDER_REFLECT_101)[0] if length > 1 else np.ones(19)
+        assert np.array_equal(padded[b, 0, 0, : length + 18].numpy(), expected), length
+
+
 def test_fills_that_copy_the_cameras_grain_keep_it():
     """An exemplar or lama fill is the photo's own pixels: where it already has the camera's noise
     it is left alone, whatever its texture level (the hidden content's, which the surroundings do

@@ -136,3 +136,67 @@ def test_rows_cleaned_together_default_to_more_on_cuda(monkeypatch):
     monkeypatch.setattr(tasks.config, "pick_device", lambda setting: torch.device("cuda"))
     assert Config().rows_per_batch() == 16
     assert Config(batch_images=2).rows_per_batch() == 2
+
+
+def _photo_rows(tmp_path, names):
+    rows = [{"image_id": name, "_row": k, "image_uri": f"{name}.png", "boxes": [[200, 150, 251, 221]]}
+            for k, name in enumerate(names)]
+    for name in names:
+        save(tmp_path / "data" / f"{name}.png", getattr(photos, name)())
+    rows.append({"image_id": "broken", "_row": len(names), "image_uri": "missing.png", "boxes": [[1, 1, 9, 9]]})
+    part = tmp_path / "part-00000.parquet"
+    import pyarrow as pa
+
+    write_parquet(str(part), pa.Table.from_pylist(rows))
+    return str(part)
+
+
+def test_the_rows_of_a_group_are_clarified_together(make_job, tmp_path, monkeypatch):
+    """Where the clarifier shares batches across images (regrain on CUDA; here on the CPU with a
+    batch of 8), a group's rows are all cleaned, then clarified in one `regrain_many` call, with
+    the bytes each row gets alone; the unreadable row is quarantined and the others go on. Where
+    it does not (the CPU by default), each row is cleaned and clarified in turn."""
+    import pyarrow.parquet as pq
+
+    from tasks.clarify.regrain import Regrain
+
+    partition = _photo_rows(tmp_path, ["astronaut", "coffee", "chelsea"])
+    calls = []
+    regrain_many = Regrain.regrain_many
+    monkeypatch.setattr(Regrain, "regrain_many",
+                        lambda self, items, **kwargs: (calls.append(len(items)), regrain_many(self, items, **kwargs))[1])
+
+    def run(batch_images, cpu_batch):
+        monkeypatch.setattr(Regrain, "cpu_batch", cpu_batch)
+        calls.clear()
+        records = pq.read_table(process_partition(partition, make_job(batch_images=batch_images))).to_pylist()
+        return records, list(calls)
+
+    together, calls_together = run(8, cpu_batch=8)
+    assert calls_together == [3]
+    assert [r["status"] for r in together] == ["published"] * 3 + ["quarantined"]
+    assert all(r["clarify"] == "regrain" and r["outside_changed"] == 0 for r in together[:3])
+    for batch_images, cpu_batch in ((1, 8), (8, 1)):
+        alone, calls_alone = run(batch_images, cpu_batch)
+        assert calls_alone == [1, 1, 1]
+        assert [r["sha256"] for r in alone] == [r["sha256"] for r in together]
+
+
+def test_a_failed_clarify_batch_is_redone_row_by_row(make_job, tmp_path, monkeypatch):
+    import pyarrow.parquet as pq
+
+    from tasks.clarify.regrain import Regrain
+
+    partition = _photo_rows(tmp_path, ["astronaut", "coffee"])
+    regrain_many = Regrain.regrain_many
+
+    def fails_on_batches(self, items, **kwargs):
+        if len(items) > 1:
+            raise RuntimeError("CUDA out of memory")
+        return regrain_many(self, items, **kwargs)
+
+    monkeypatch.setattr(Regrain, "regrain_many", fails_on_batches)
+    monkeypatch.setattr(Regrain, "cpu_batch", 8)
+    records = pq.read_table(process_partition(partition, make_job(batch_images=8))).to_pylist()
+    assert [r["status"] for r in records] == ["published", "published", "quarantined"]
+    assert [r["clarify"] for r in records[:2]] == ["regrain", "regrain"]
