@@ -139,10 +139,15 @@ def exemplar_section(quality, frames, lines: list[str]) -> None:
     lines.append("")
 
 
+def telea_filled(frames) -> list[np.ndarray]:
+    """The frames with Telea's fill in their holes: what regrain is measured on."""
+    return [composite(c.damaged, Telea(CPU)(c.damaged, c.mask, context(c, "telea")), c.mask) for c in frames]
+
+
 def regrain_section(frames, lines: list[str]) -> None:
     """Regrain after telea: one image at a time on CUDA and on the CPU, then all frames in one
     `regrain_many` at several `regrain.batch` sizes (their crops share batches)."""
-    filled = [composite(c.damaged, Telea(CPU)(c.damaged, c.mask, context(c, "telea")), c.mask) for c in frames]
+    filled = telea_filled(frames)
 
     def items(config):
         return [(image, c.mask, context(c, "telea", config)) for c, image in zip(frames, filled)]
@@ -276,7 +281,7 @@ def profile_section(frames, lines: list[str]) -> None:
         with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
             _, wall = synced(engine.fill_many, items)
         profile_lines(prof, wall, f"exemplar profile (exemplar.batch={batch}, {len(chosen)} frame(s) of 4 MP, under the profiler)", lines)
-    filled = [composite(c.damaged, Telea(CPU)(c.damaged, c.mask, context(c, "telea")), c.mask) for c in frames]
+    filled = telea_filled(frames)
     for batch in (1, 16):
         config = cuda_config(regrain={"batch": batch})
         engine = Regrain(config)

@@ -92,8 +92,8 @@ class Config(_Strict):
     partition_size: int = Field(64, ge=1, description="Rows per partition when the manifest has no `partition` column.")
     workers: int = Field(0, ge=0, description="Partitions processed at once; 0 = one per CPU core.")
     batch_images: int = Field(
-        0, ge=0, le=256, description="Rows of a partition read, cleaned and clarified together: on CUDA the exemplar "
-        "and lama engines fill their crops in batches, and regrain re-grains them in batches. Memory holds this many "
+        0, ge=0, le=256, description="Rows of a partition handled as one group: on CUDA the exemplar "
+        "and lama engines fill the group's crops in batches, and regrain re-grains them in batches. Memory holds this many "
         "photos per partition task (on CUDA, each with its cleaned copy). 0 = 16 where torch runs on CUDA (the "
         "batches keep the GPU busy), 4 on the CPU.")
     max_pixels: int = Field(100_000_000, ge=1, description="Images above this many pixels are quarantined (decompression bombs).")

@@ -143,7 +143,9 @@ def edit_rows(rows: list[dict], job: Job) -> list[dict]:
         if isinstance(outcome, _Edit):
             edits[index] = outcome
     _clean_together(edits, job)
-    if _clarifies_together(edits, job):
+    # Elsewhere (the CPU) each row is cleaned and clarified in turn: the group never holds a
+    # cleaned copy of every photo at once.
+    if _clarifying(edits, job):
         for index, edit in list(edits.items()):  # what no batch cleaned, row by row; a failure ends its row
             if _guard(lambda: _clean(edit, job), records, index, edit.row, edit.record, edit.trace, edit.started):
                 del edits[index]
@@ -283,12 +285,6 @@ def _clarifying(edits: dict[int, _Edit], job: Job) -> dict[str, list[_Edit]]:
             by_clarifier.setdefault(edit.clarify_name, []).append(edit)
     return {name: group for name, group in by_clarifier.items()
             if len(group) > 1 and getattr(get_clarifier(name, job.config), "shares_batches", False)}
-
-
-def _clarifies_together(edits: dict[int, _Edit], job: Job) -> bool:
-    # Elsewhere (the CPU) each row is cleaned and clarified in turn: the group never holds a
-    # cleaned copy of every photo at once.
-    return bool(_clarifying(edits, job))
 
 
 def _clarify_together(edits: dict[int, _Edit], job: Job) -> None:

@@ -274,11 +274,11 @@ class _Grid:
     cols: int
 
 
-def _grid(hole: np.ndarray, block: int) -> _Grid:
-    """The block grid over `hole`: it reaches `overlap` beyond the hole, so the hole never lies
-    in an outer ramp (and the hole's box grown by a pixel, where the grain is read, lies in it)."""
+def _grid(ys: np.ndarray, xs: np.ndarray, block: int) -> _Grid:
+    """The block grid over a hole whose rows are `ys` and columns `xs`: it reaches `overlap` beyond
+    the hole, so the hole never lies in an outer ramp (and the hole's box grown by a pixel, where
+    the grain is read, lies in it)."""
     overlap, step = block // 4, block - block // 4
-    ys, xs = np.flatnonzero(hole.any(axis=1)), np.flatnonzero(hole.any(axis=0))
     top, left = int(ys[0]) - overlap, int(xs[0]) - overlap
     rows = max(1, math.ceil((int(ys[-1]) + 1 + overlap - top - block) / step) + 1)
     cols = max(1, math.ceil((int(xs[-1]) + 1 + overlap - left - block) / step) + 1)
@@ -387,7 +387,7 @@ def _prepare(job: CropJob, block: int) -> dict | None:
     # bounding box grown by a pixel (for the probes), and only that box changes.
     box = (slice(max(0, int(ys[0]) - 1), min(height, int(ys[-1]) + 2)),
            slice(max(0, int(xs[0]) - 1), min(width, int(xs[-1]) + 2)))
-    return {"hole": hole, "step": step, "block": side, "depth": depth, "box": box, "grid": _grid(hole, side),
+    return {"step": step, "block": side, "depth": depth, "box": box, "grid": _grid(ys, xs, side),
             "known_sampled": known_sampled}
 
 
