@@ -9,6 +9,7 @@ reason, and the run goes on. `row_problem` is the row-level half of the contract
 from __future__ import annotations
 
 import hashlib
+import unicodedata
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -65,34 +66,47 @@ COLUMNS: tuple[Column, ...] = (
 )
 CONTRACT_COLUMNS = frozenset(c.name for c in COLUMNS)
 
+ROW_INDEX = "_row"  # position in the input manifest: joins results back to pass-through columns
+# Columns the project writes beside the pass-through ones (records, manifest.parquet,
+# quarantine.parquet): an input column of the same name would be silently shadowed or duplicated.
+RESERVED_COLUMNS = frozenset({
+    ROW_INDEX, "status", "reason", "review_uri", "output_uri", "source_uri", "sha256", "format", "width", "height",
+    "engine", "clarify", "mask_fraction", "outside_changed", "texture_ratio", "noise_ratio", "seam_score",
+    "structure_continuity", "structure_entries", "ghost_score", "text_detected", "privacy_residual", "components",
+    "flags", "content_key", "reused", "clean_seconds", "measure_seconds", "seconds",
+})
+MAX_ID_LENGTH = 256
 
-def read_manifest(uri: str) -> pa.Table:
-    """Read a manifest through fsspec and check the table-level contract."""
+
+def load_manifest(uri: str) -> tuple[pa.Table, str]:
+    """Read a manifest through fsspec, check the table-level contract, and return it with the
+    sha256 of the very bytes it was parsed from."""
+    from tasks.uris import parquet_from_bytes
+
     try:
-        from tasks.uris import parquet_from_bytes
-
         with fsspec.open(uri, "rb") as f:
-            table = parquet_from_bytes(f.read())  # not pq.read_table(f): see parquet_from_bytes
+            data = f.read()
+        table = parquet_from_bytes(data)  # not pq.read_table(f): see parquet_from_bytes
     except FileNotFoundError as exc:
         raise ManifestError(f"manifest not found: {uri}") from exc
     except (pa.ArrowInvalid, OSError) as exc:
         raise ManifestError(f"manifest {uri} is not a readable Parquet file: {exc}") from exc
     check_table(table)
-    return table
+    return table, hashlib.sha256(data).hexdigest()
 
 
-def manifest_sha256(uri: str) -> str:
-    digest = hashlib.sha256()
-    with fsspec.open(uri, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+def read_manifest(uri: str) -> pa.Table:
+    """Read a manifest through fsspec and check the table-level contract."""
+    return load_manifest(uri)[0]
 
 
 def check_table(table: pa.Table) -> None:
     """Raise `ManifestError` naming every table-level problem at once."""
     problems: list[str] = []
     names = set(table.column_names)
+    clashing = sorted(names & RESERVED_COLUMNS)
+    if clashing:
+        problems.append(f"column(s) {clashing} collide with columns the release writes; rename them in the manifest")
     for col in COLUMNS:
         if col.name not in names:
             if col.required:
@@ -120,6 +134,12 @@ def check_table(table: pa.Table) -> None:
 
 def row_problem(row: dict[str, Any]) -> str | None:
     """The row-level contract: a reason to quarantine this row, or None."""
+    image_id = row.get("image_id") or ""
+    if len(image_id) > MAX_ID_LENGTH:
+        return f"image_id is {len(image_id)} characters long, over {MAX_ID_LENGTH}"
+    if any(unicodedata.category(c).startswith("C") for c in image_id):
+        # Line breaks, escapes and direction overrides would forge lines in logs and reports.
+        return f"image_id {image_id!r} holds control or formatting characters"
     if not row.get("image_uri"):
         return "image_uri is empty"
     removal = row.get("removal") or "object"

@@ -1,7 +1,8 @@
 """`clean-clarify`: the command line, a thin mirror of the flow's parameters.
 
 Exit codes: 0 published (or valid), 1 quality gate failed (nothing published; or, for `validate`,
-the release is not valid), 2 bad manifest, config or usage.
+the release is not valid), 2 bad input or usage (manifest, config, release id, output path),
+3 anything else (storage, internal error).
 """
 
 from __future__ import annotations
@@ -10,12 +11,13 @@ import argparse
 import json
 import os
 import sys
+import traceback
 
 # Before Prefect is imported: no telemetry, and no network is needed for the embedded server.
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 
-EXIT_OK, EXIT_GATE, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_GATE, EXIT_USAGE, EXIT_ERROR = 0, 1, 2, 3
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -47,10 +49,14 @@ def _run(args: argparse.Namespace) -> int:
     from data_contracts.manifest import ManifestError, read_manifest
     from tasks.config import load_config
     from tasks.gate import GateFailed
+    from tasks.plan import RunRefused, check_output, check_release_id
 
     try:
         config = load_config(args.config)
-        # Fail fast, before the orchestrator starts, on a manifest that breaks the contract.
+        # Fail fast, before the orchestrator starts, on a manifest, id or output that cannot work.
+        if args.release_id is not None:
+            check_release_id(args.release_id)
+        check_output(args.output)
         read_manifest(args.manifest if "://" in args.manifest else os.path.abspath(args.manifest))
     except (ManifestError, ValidationError, ValueError, OSError) as exc:
         print(f"clean-clarify: {exc}", file=sys.stderr)
@@ -66,13 +72,14 @@ def _run(args: argparse.Namespace) -> int:
             config=config.model_dump(mode="json"),
             release_id=args.release_id,
         )
-    except ManifestError as exc:
+    except (ManifestError, RunRefused) as exc:
         print(f"clean-clarify: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except GateFailed as exc:
         print(f"clean-clarify: {exc}\nThe release folder is kept for inspection; LATEST did not move.", file=sys.stderr)
         return EXIT_GATE
-    print(json.dumps({k: summary[k] for k in ("release_id", "release_uri", "counts", "quarantine_reasons", "report")},
+    print(json.dumps({k: summary[k] for k in ("release_id", "release_uri", "latest", "counts", "quarantine_reasons",
+                                              "report")},
                      indent=2))
     return EXIT_OK
 
@@ -85,7 +92,7 @@ def _validate(args: argparse.Namespace) -> int:
     try:
         config = load_config(args.config) if args.config else None
         problems = validate_release(release, config)
-    except (ValueError, OSError) as exc:
+    except ValueError as exc:
         print(f"clean-clarify: {exc}", file=sys.stderr)
         return EXIT_USAGE
     for problem in problems:
@@ -103,8 +110,13 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    return {"run": _run, "validate": _validate, "demo": _demo}[args.command](args)
+    args = _parser().parse_args(argv)  # exits 2 on bad usage
+    try:
+        return {"run": _run, "validate": _validate, "demo": _demo}[args.command](args)
+    except Exception as exc:  # noqa: BLE001 - storage and internal errors: 3, never the gate's 1
+        traceback.print_exc()
+        print(f"clean-clarify: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_ERROR
 
 
 if __name__ == "__main__":

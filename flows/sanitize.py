@@ -17,6 +17,7 @@ from prefect.futures import as_completed
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.progress import RunProgress, publish_artifacts
+from tasks.claims import release_claim
 from tasks.config import Config
 from tasks.device import pick_device
 from tasks.gate import GateFailed
@@ -72,22 +73,9 @@ def _process_partitions(plan: ReleasePlan, settings: Config, progress: RunProgre
     return [done[i] for i in range(len(plan.partition_uris))]
 
 
-@flow(name="sanitize", log_prints=True)
-def sanitize(
-    manifest: str,
-    output: str,
-    config: dict | None = None,
-    release_id: str | None = None,
-) -> dict:
-    """Sanitize the images of `manifest` and publish a release under `output`."""
-    settings = Config.model_validate(config or {})
-    # Weights named in the config load here first: a wrong URL or hash fails the run at once.
-    load_engines(settings)
-    started = time.perf_counter()
-    plan: ReleasePlan = plan_task(manifest, output, settings, release_id)
+def _process_and_publish(plan: ReleasePlan, settings: Config, started: float) -> dict:
     planned = time.perf_counter()
     print(f"release {plan.release_id}: {plan.input_rows} rows in {len(plan.partition_uris)} partitions")
-
     progress = RunProgress(plan.release_id, len(plan.partition_uris))
     records_uris = _process_partitions(plan, settings, progress)
     progress.close()
@@ -101,6 +89,26 @@ def sanitize(
             publish_artifacts(failed.summary)  # the UI shows why nothing was published
         raise
     publish_artifacts(summary)
+    return summary
+
+
+@flow(name="sanitize", log_prints=True)
+def sanitize(
+    manifest: str,
+    output: str,
+    config: dict | None = None,
+    release_id: str | None = None,
+) -> dict:
+    """Sanitize the images of `manifest` and publish a release under `output`."""
+    settings = Config.model_validate(config or {})
+    # Weights named in the config load here first: a wrong URL or hash fails the run at once.
+    load_engines(settings)
+    started = time.perf_counter()
+    plan: ReleasePlan = plan_task(manifest, output, settings, release_id)
+    try:  # the plan holds the release id for this run until it ends, however it ends
+        summary = _process_and_publish(plan, settings, started)
+    finally:
+        release_claim(plan.claim)
     counts = summary["counts"]
     print(
         f"published {counts['published']}, quarantined {counts['quarantined']} of {counts['input']} rows "

@@ -3,9 +3,12 @@
 A row's key hashes everything that decides its output bytes: its id (the seed of any random
 search), the input image's bytes, the mask
 file's bytes, the boxes, polygons, removal class, action and detectors, the settings that change
-pixels, and the versions of the code and of the engines. The store lives beside the releases
-(`OUT/.cache/<ab>/<key>.<ext>` and `<key>.json`); the JSON is written last, so it is the
-completion marker: a worker killed between the two leaves no marker and the row is recomputed.
+pixels, the versions of the code and of the engines, the device kind and the versions of the
+libraries whose kernels make the bytes (torch, OpenCV, Pillow, onnxruntime, numpy). The store
+lives beside the releases (`OUT/.cache/<ab>/<key>.<ext>` and `<key>.json`). Each file is written
+whole under a temporary name and renamed (one PUT on object stores); the JSON, written last, is the
+completion marker and holds the image's sha256, so a restored entry is hashed again and a damaged
+one is computed anew, never published.
 """
 
 from __future__ import annotations
@@ -13,9 +16,14 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import logging
+from dataclasses import dataclass
 from importlib import metadata
 
-from tasks.uris import RowError, copy, exists, join, read_bytes, write_bytes
+from tasks.device import pick_device
+from tasks.uris import RowError, exists, join, read_bytes, replace_atomically
+
+log = logging.getLogger(__name__)
 
 # Record fields that depend on the content alone (not on the row's id, position or timing).
 CONTENT_FIELDS = (
@@ -31,7 +39,21 @@ def _package_version() -> str:
     return metadata.version("clean-clarify")  # reads dist-info from disk: once per worker, not per row
 
 
-def content_key(row: dict, image_bytes: bytes, mask_bytes: bytes | None, config, engine_versions: dict) -> str:
+@functools.cache
+def runtime_versions(device: str) -> dict:
+    """The device kind and the libraries whose kernels decide output bytes; once per worker."""
+    import cv2
+    import numpy
+    import onnxruntime
+    import PIL
+    import torch
+
+    return {"device": pick_device(device).type, "torch": torch.__version__, "opencv": cv2.__version__,
+            "pillow": PIL.__version__, "onnxruntime": onnxruntime.__version__, "numpy": numpy.__version__}
+
+
+def content_key(row: dict, image_bytes: bytes, mask_bytes: bytes | None, config, engine_versions: dict,
+                runtime: dict) -> str:
     digest = hashlib.sha256()
     spec = {
         # The id seeds every random search, so two ids with the same bytes are two pieces of work.
@@ -46,6 +68,7 @@ def content_key(row: dict, image_bytes: bytes, mask_bytes: bytes | None, config,
         "settings": config.pixel_digest(),
         "code": _package_version(),
         "engines": engine_versions,
+        "runtime": runtime,
     }
     digest.update(json.dumps(spec, sort_keys=True, default=str).encode())
     return digest.hexdigest()
@@ -56,23 +79,31 @@ def _paths(cache_uri: str, key: str) -> tuple[str, str]:
     return join(folder, f"{key}.json"), join(folder, key)
 
 
-def lookup(cache_uri: str, key: str) -> dict | None:
-    """The cached record for `key`, or None when this content was never finished."""
-    marker, _ = _paths(cache_uri, key)
+@dataclass(frozen=True)
+class CachedRow:
+    record: dict
+    data: bytes  # the published file's bytes, hashed again against record["sha256"]
+
+
+def lookup(cache_uri: str, key: str) -> CachedRow | None:
+    """The finished record and file for `key`, or None when this content was never finished or
+    its entry is damaged (then it is computed again and the entry rewritten)."""
+    marker, stem = _paths(cache_uri, key)
     if not exists(marker):
         return None
     try:
-        return json.loads(read_bytes(marker, what="cache record"))
-    except (RowError, ValueError):
-        return None  # a damaged marker means: compute again
-
-
-def restore(cache_uri: str, key: str, record: dict, target_uri: str) -> None:
-    _, stem = _paths(cache_uri, key)
-    copy(stem + record["extension"], target_uri)
+        record = json.loads(read_bytes(marker, what="cache record"))
+        data = read_bytes(stem + record["extension"], what="cached image")
+    except (RowError, ValueError, KeyError, TypeError) as exc:
+        log.warning("cache entry %s is damaged (%s); computing it again", key, exc)
+        return None
+    if hashlib.sha256(data).hexdigest() != record.get("sha256"):
+        log.warning("cache entry %s does not match its sha256; computing it again", key)
+        return None
+    return CachedRow(record, data)
 
 
 def store(cache_uri: str, key: str, record: dict, data: bytes) -> None:
     marker, stem = _paths(cache_uri, key)
-    write_bytes(stem + record["extension"], data)
-    write_bytes(marker, json.dumps({k: record.get(k) for k in CONTENT_FIELDS}).encode())
+    replace_atomically(stem + record["extension"], data)
+    replace_atomically(marker, json.dumps({k: record.get(k) for k in CONTENT_FIELDS}).encode())

@@ -68,6 +68,23 @@ class SrConfig(_Strict):
     feather: float = Field(3.0, ge=0)
 
 
+class InputConfig(_Strict):
+    """What a manifest row may read. Uploaded manifests are untrusted: by default a row reaches only
+    files under the manifest's own folder or bucket prefix."""
+
+    allow: tuple[str, ...] = Field((), description="More roots rows may read: absolute folders or URL prefixes "
+                                   "(`/mnt/photos`, `s3://bucket/photos`, `https://cdn.example.com/img`).")
+    max_bytes: int = Field(256 * 2**20, ge=1, description="Largest image or mask file a row may read, in bytes.")
+
+    @field_validator("allow")
+    @classmethod
+    def _absolute(cls, allow: tuple[str, ...]) -> tuple[str, ...]:
+        for entry in allow:
+            if "://" not in entry and not entry.startswith("/"):
+                raise ValueError(f"inputs.allow: {entry!r} must be an absolute folder or a URL prefix")
+        return allow
+
+
 class OutputConfig(_Strict):
     jpeg_quality: int = Field(95, ge=50, le=100)
     webp_quality: int = Field(95, ge=50, le=100)
@@ -98,6 +115,7 @@ class Config(_Strict):
         "batches keep the GPU busy), 4 on the CPU.")
     max_pixels: int = Field(100_000_000, ge=1, description="Images above this many pixels are quarantined (decompression bombs).")
     max_mask_fraction: float = Field(0.9, gt=0, le=1, description="A mask covering more of the image leaves nothing to fill from.")
+    inputs: InputConfig = InputConfig()
     engines: EngineChoice = EngineChoice()
     exemplar: ExemplarConfig = ExemplarConfig()
     telea: TeleaConfig = TeleaConfig()
@@ -155,7 +173,7 @@ class Config(_Strict):
         """A hash of the settings that can change a row's output or record: changing the gate,
         the partition size or the worker count reuses finished work; changing an engine does not."""
         relevant = self.model_dump(mode="json", exclude={"gate", "partition_size", "workers", "report_worst",
-                                                          "torch_threads", "batch_images"})
+                                                          "torch_threads", "batch_images", "inputs"})
         return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()
 
 

@@ -24,7 +24,10 @@ from pathlib import Path
 
 import pandas as pd
 
-SUITES_DIR = Path(__file__).resolve().parent.parent / "data_contracts" / "suites"
+import data_contracts
+
+# Beside the data_contracts package, wherever it is installed (the wheel carries the JSON files).
+SUITES_DIR = Path(data_contracts.__file__).resolve().parent / "suites"
 IMAGE_SUITES = {"remove": "image_remove", "blur": "image_blur"}
 RELEASE_SUITE = "release"
 

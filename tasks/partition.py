@@ -26,7 +26,7 @@ from tasks.detect import DETECTORS, get_detector
 from tasks.images import decode_photo, encode_photo
 from tasks.masks import build_mask
 from tasks.masks_text import VERSION as TEXT_STROKES_VERSION, refine_text_mask
-from tasks.cache import content_key, lookup, restore, store
+from tasks.cache import content_key, lookup, runtime_versions, store
 from tasks.measure import mask_fraction, measure_edit, outside_changed, text_still_detected
 from tasks.plan import ROW_INDEX, Job
 from tasks.uris import RowError, TransientStorageError, join, read_bytes, read_parquet, resolve, write_bytes, write_parquet
@@ -88,13 +88,20 @@ def seed_for(image_id: str) -> int:
     return int.from_bytes(hashlib.sha256(image_id.encode()).digest()[:8], "little")
 
 
+_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,119}")
+
+
 def output_name(image_id: str, extension: str) -> str:
-    """A safe, unique file name under `images/` for `image_id`."""
-    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", image_id).strip("._")[:120] or "image"
-    if safe != image_id:
-        # Two ids that sanitise alike ("a b", "a/b") must not overwrite each other.
-        safe = f"{safe}-{hashlib.sha256(image_id.encode()).hexdigest()[:8]}"
-    return f"images/{safe}{extension}"
+    """A safe file name under `images/` for `image_id`, never the same for two ids.
+
+    An id that is already a safe name is used as it is. Any other id is cleaned and suffixed with
+    `~` and its hash: `~` is never in a safe name, so a cleaned id cannot meet a verbatim one, and
+    two ids that clean alike ("a b", "a/b") differ by hash.
+    """
+    if _SAFE_NAME.fullmatch(image_id):
+        return f"images/{image_id}{extension}"
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", image_id).strip("._-")[:120] or "image"
+    return f"images/{safe}~{hashlib.sha256(image_id.encode()).hexdigest()[:16]}{extension}"
 
 
 @dataclass
@@ -185,25 +192,27 @@ def _find(row: dict, job: Job, record: dict, trace: dict) -> _Edit | dict:
     record.update(action=action, removal=removal)
 
     trace["stage"] = "read"
-    source_uri = resolve(row["image_uri"], job.manifest_root)
+    inputs = config.inputs
+    source_uri = resolve(row["image_uri"], job.manifest_root, inputs.allow)
     record["source_uri"] = source_uri
-    source_bytes = read_bytes(source_uri)
+    source_bytes = read_bytes(source_uri, max_bytes=inputs.max_bytes)
     trace["stage"] = "find"
-    mask_bytes = read_bytes(resolve(row["mask_uri"], job.manifest_root), what="mask") if row.get("mask_uri") else None
+    mask_bytes = (read_bytes(resolve(row["mask_uri"], job.manifest_root, inputs.allow), what="mask",
+                             max_bytes=inputs.max_bytes) if row.get("mask_uri") else None)
     engine_name = BLUR.name if action == "blur" else getattr(config.engines, removal)
     clarify_name = config.clarify if action == "remove" and "clarify" in config.steps else "none"
     key = content_key(row, source_bytes, mask_bytes, config, {
         "clean": f"{engine_name}:{get_engine(engine_name, config).version}",
         "clarify": f"{clarify_name}:{get_clarifier(clarify_name, config).version}",
         "find": f"text-strokes:{TEXT_STROKES_VERSION}",
-    })
+    }, runtime_versions(config.device))
     record["content_key"] = key
     cached = lookup(job.cache_uri, key) if job.cache_uri else None
     if cached is not None:
         trace["stage"] = "write"
-        relative = output_name(row["image_id"], cached["extension"])
-        restore(job.cache_uri, key, cached, join(job.release_uri, relative))
-        record.update(cached, output_uri=relative, reused=True)
+        relative = output_name(row["image_id"], cached.record["extension"])
+        write_bytes(join(job.release_uri, relative), cached.data)
+        record.update(cached.record, output_uri=relative, reused=True)
         return record
     edit = _Edit(row, record, trace, started, source_bytes, mask_bytes, engine_name, clarify_name)
     _find_pixels(edit, job)

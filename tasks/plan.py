@@ -8,16 +8,48 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 from dataclasses import dataclass, field
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from data_contracts.manifest import CONTRACT_COLUMNS, ManifestError, manifest_sha256, read_manifest
+from data_contracts.manifest import CONTRACT_COLUMNS, ROW_INDEX, load_manifest
+from tasks.claims import Claim, ReleaseTaken, claim_release, release_claim
 from tasks.config import Config
 from tasks.uris import exists, has_protocol, join, parent_of, remove_tree, write_parquet
 
-ROW_INDEX = "_row"  # position in the input manifest: joins results back to pass-through columns
+# A release id names a folder and is the whole content of LATEST: one line, no path, no dot-file.
+RELEASE_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+
+class RunRefused(ValueError):
+    """The run cannot start as asked (a bad or taken release id, an output that cannot hold a
+    store); nothing was written."""
+
+
+def check_release_id(release_id: str) -> str:
+    if not isinstance(release_id, str) or not RELEASE_ID_PATTERN.fullmatch(release_id):
+        raise RunRefused(
+            f"release id {release_id!r} is not allowed: use 1-128 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit")
+    return release_id
+
+
+def check_output(output_uri: str) -> None:
+    """A local output must be a folder or creatable as one: no file in its path."""
+    if has_protocol(output_uri):
+        return
+    path = os.path.abspath(output_uri)
+    while True:
+        if os.path.exists(path):
+            if not os.path.isdir(path):
+                raise RunRefused(f"output {output_uri!r} cannot be a release store: {path} is a file, not a folder")
+            return
+        parent = os.path.dirname(path)
+        if parent == path:
+            return
+        path = parent
 
 
 @dataclass(frozen=True)
@@ -42,6 +74,7 @@ class ReleasePlan:
     input_rows: int
     manifest_sha256: str
     started_at: str = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc).isoformat())
+    claim: Claim | None = None  # this run's hold on release_id; given back when the run ends
 
     @property
     def release_uri(self) -> str:
@@ -77,15 +110,27 @@ def split_partitions(table: pa.Table, partition_size: int) -> list[tuple[str, pa
 
 
 def plan_release(manifest_uri: str, output_uri: str, config: Config, release_id: str | None = None) -> ReleasePlan:
+    started_at = dt.datetime.now(dt.timezone.utc).isoformat()
     manifest_uri, output_uri = normalise_uri(manifest_uri), normalise_uri(output_uri)
-    table = read_manifest(manifest_uri)
-    digest = manifest_sha256(manifest_uri)
-    release_id = release_id or default_release_id(digest, config)
-    if not release_id or "/" in release_id or release_id.startswith("."):
-        raise ManifestError(f"release id {release_id!r} must be a plain folder name")
+    check_output(output_uri)
+    table, digest = load_manifest(manifest_uri)
+    release_id = check_release_id(release_id or default_release_id(digest, config))
+    try:
+        claim = claim_release(output_uri, release_id)
+    except ReleaseTaken as exc:
+        raise RunRefused(str(exc)) from None
+    try:
+        return _plan_claimed(table, digest, manifest_uri, output_uri, config, release_id, started_at, claim)
+    except BaseException:
+        release_claim(claim)
+        raise
+
+
+def _plan_claimed(table, digest: str, manifest_uri: str, output_uri: str, config: Config, release_id: str,
+                  started_at: str, claim: Claim) -> ReleasePlan:
     release_uri = release_uri_for(output_uri, release_id)
     if exists(join(release_uri, "_SUCCESS")):
-        raise ManifestError(f"release {release_id!r} is already published at {release_uri}; choose another --release-id")
+        raise RunRefused(f"release {release_id!r} is already published at {release_uri}; choose another --release-id")
     # An earlier attempt at this id never completed: start it clean rather than mix outputs.
     remove_tree(release_uri)
     work_uri = join(output_uri, ".work", release_id)
@@ -101,4 +146,4 @@ def plan_release(manifest_uri: str, output_uri: str, config: Config, release_id:
         uris.append(uri)
         labels.append(label)
     job = Job(manifest_uri, parent_of(manifest_uri), release_uri, work_uri, config, join(output_uri, ".cache"))
-    return ReleasePlan(release_id, output_uri, job, uris, labels, table.num_rows, digest)
+    return ReleasePlan(release_id, output_uri, job, uris, labels, table.num_rows, digest, started_at, claim)

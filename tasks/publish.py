@@ -4,7 +4,8 @@ Layout of `OUT/releases/<release_id>/`: `images/…`, `manifest.parquet` (publis
 `quarantine.parquet` (every other row, with its reason), `quarantine/images/…` (edits the quality
 suites refused, kept for review), `validation/*.json` (GX results), `report/index.html`,
 `release.json`, and `_SUCCESS`, written last. `OUT/LATEST` is replaced only after `_SUCCESS`
-exists, so a reader that follows `LATEST` never sees a half-written release.
+exists, so a reader that follows `LATEST` never sees a half-written release, and only forward: a
+run that started before the release LATEST names leaves it alone (`tasks/claims.py`).
 """
 
 from __future__ import annotations
@@ -18,18 +19,18 @@ import subprocess
 from importlib import metadata
 from pathlib import Path
 
-import fsspec
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from data_contracts.manifest import CONTRACT_COLUMNS, read_manifest
+from data_contracts.manifest import CONTRACT_COLUMNS, ManifestError, load_manifest
+from tasks.claims import advance_latest
 from tasks.gate import GateFailed, gate_images, gate_release
 from tasks.measure import METRIC_COLUMNS
 from tasks.partition import RECORD_SCHEMA
 from tasks.plan import ROW_INDEX, ReleasePlan
 from tasks.report import write_report
-from tasks.uris import join, read_parquet, remove_tree, replace_atomically, write_bytes, write_parquet
+from tasks.uris import join, move, read_parquet, remove_tree, write_bytes, write_parquet
 
 # Everything in these two tables is a function of the inputs, settings and code: a rerun, a
 # resumed run and an incremental run write them byte for byte the same. Timings live apart.
@@ -80,13 +81,6 @@ def _reason_counts(reasons: list[str]) -> dict[str, int]:
     return dict(collections.Counter(kind(r) for r in reasons).most_common())
 
 
-def _move(release_uri: str, source: str, target: str) -> None:
-    fs, _ = fsspec.core.url_to_fs(release_uri)
-    source_path, target_path = (fsspec.core.url_to_fs(join(release_uri, p))[1] for p in (source, target))
-    fs.makedirs(fs._parent(target_path), exist_ok=True)
-    fs.mv(source_path, target_path)
-
-
 def _quarantine_failed_edits(rows: list[dict], failures: dict[str, list[str]], release_uri: str) -> None:
     """Rows the image suites refused leave `images/` for `quarantine/images/`, with their reason."""
     for row in rows:
@@ -94,7 +88,7 @@ def _quarantine_failed_edits(rows: list[dict], failures: dict[str, list[str]], r
         if not labels:
             continue
         review = f"{QUARANTINE_DIR}/{row['output_uri']}"
-        _move(release_uri, row["output_uri"], review)
+        move(join(release_uri, row["output_uri"]), join(release_uri, review))
         row.update(status="quarantined", reason="quality: " + ", ".join(labels), review_uri=review)
 
 
@@ -111,6 +105,11 @@ def publish_release(plan: ReleasePlan, records_uris: list[str], timings: dict | 
     started = dt.datetime.now(dt.timezone.utc)
     config = plan.job.config
     release_uri = plan.release_uri
+    manifest, digest = load_manifest(plan.job.manifest_uri)
+    if digest != plan.manifest_sha256:
+        # Pass-through columns come from this read: they must be the rows that were processed.
+        raise ManifestError(f"manifest {plan.job.manifest_uri} changed during the run (sha256 {digest[:12]}…, "
+                            f"planned from {plan.manifest_sha256[:12]}…); nothing was published, run it again")
     parts = [read_parquet(uri) for uri in records_uris]
     rows = (pa.concat_tables(parts) if parts else RECORD_SCHEMA.empty_table()).sort_by(ROW_INDEX).to_pylist()
     for row in rows:
@@ -127,7 +126,6 @@ def publish_release(plan: ReleasePlan, records_uris: list[str], timings: dict | 
 
     schema = RECORD_SCHEMA.append(pa.field("review_uri", pa.string()))
     records = pa.Table.from_pylist(rows, schema=schema)
-    manifest = read_manifest(plan.job.manifest_uri)
     status = records.column("status")
     published = _with_passthrough(records.filter(pc.equal(status, "published")), PUBLISHED_COLUMNS, manifest)
     quarantined = _with_passthrough(records.filter(pc.equal(status, "quarantined")), QUARANTINE_COLUMNS, manifest)
@@ -142,6 +140,7 @@ def publish_release(plan: ReleasePlan, records_uris: list[str], timings: dict | 
         "status": "failed" if failures else "published",
         "gate_failures": failures,
         "created_at": started.isoformat(),
+        "run_started_at": plan.started_at,
         "counts": {
             "input": plan.input_rows,
             "published": published.num_rows,
@@ -176,6 +175,6 @@ def publish_release(plan: ReleasePlan, records_uris: list[str], timings: dict | 
     if failures:
         raise GateFailed(release_uri, failures, summary)
     write_bytes(join(release_uri, "_SUCCESS"), f"{dt.datetime.now(dt.timezone.utc).isoformat()}\n".encode())
-    replace_atomically(join(plan.output_uri, "LATEST"), f"{plan.release_id}\n".encode())
+    summary["latest"] = advance_latest(plan.output_uri, plan.release_id, plan.started_at)
     remove_tree(plan.job.work_uri)
     return summary

@@ -81,7 +81,8 @@ def _thumbnails(row: dict, manifest_row: dict, release_uri: str, job, name: str)
     config = job.config
     before = decode_photo(read_bytes(row["source_uri"]), config.max_pixels)
     after = decode_photo(read_bytes(join(release_uri, result_uri)), config.max_pixels)
-    mask = build_mask(manifest_row, before.size, lambda uri: read_bytes(resolve(uri, job.manifest_root)), config.max_pixels)
+    mask = build_mask(manifest_row, before.size, lambda uri: read_bytes(resolve(uri, job.manifest_root, config.inputs.allow), what="mask",
+                                                                        max_bytes=config.inputs.max_bytes), config.max_pixels)
     ys, xs = np.nonzero(mask)
     if not len(ys):
         return None

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import logging
 import os
 import posixpath
 import time
+import urllib.parse
 import uuid
+from dataclasses import dataclass
 
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
+
+log = logging.getLogger(__name__)
 
 
 class RowError(Exception):
@@ -53,27 +60,75 @@ def join(base: str, *parts: str) -> str:
     return os.path.join(base, *parts)
 
 
-def resolve(uri: str, root: str) -> str:
-    """Resolve a manifest URI: URLs and absolute paths as given, relative paths under `root`.
+# fsspec names more than one protocol for the same store; confinement compares canonical names.
+_PROTOCOL_ALIASES = {"s3a": "s3", "gs": "gcs", "file": "", "local": ""}
 
-    A relative path that climbs out of `root` (`../secrets.png`) is refused: a manifest must not
-    be able to read files beside the dataset it describes.
+
+def canonical(uri: str) -> str:
+    """`uri` with `..` and `//` folded, `file://` as a plain path and local links followed: the
+    form in which confinement compares a row's URI with the roots it may read, and then reads it.
+
+    A chained URL (`simplecache::s3://…`, `zip://a::s3://…`) is returned as given: only an allow-list
+    entry naming the same chain can admit it.
     """
-    if has_protocol(uri) or os.path.isabs(uri):
+    if "::" in uri:
         return uri
-    normalised = posixpath.normpath(uri.replace("\\", "/"))
-    if normalised == ".." or normalised.startswith("../"):
-        raise RowError(f"relative URI {uri!r} escapes the manifest's folder {root!r}")
-    return join(root, normalised)
+    if has_protocol(uri):
+        protocol, _, rest = uri.partition("://")
+        protocol = _PROTOCOL_ALIASES.get(protocol.lower(), protocol.lower())
+        if not protocol:
+            return os.path.realpath(rest or "/")
+        if protocol in ("http", "https"):
+            parts = urllib.parse.urlsplit(f"{protocol}://{rest}")
+            path = posixpath.normpath(parts.path or "/")
+            return urllib.parse.urlunsplit((parts.scheme, parts.netloc.lower(), path, parts.query, ""))
+        return f"{protocol}://{posixpath.normpath(rest).lstrip('/')}"
+    return os.path.realpath(uri)
 
 
-def read_bytes(uri: str, what: str = "image") -> bytes:
+def is_under(uri: str, root: str) -> bool:
+    """Whether canonical `uri` is `root` or lies inside it (whole path segments: `/a/bc` is not
+    under `/a/b`)."""
+    if uri == root:
+        return True
+    if "::" in uri or "::" in root:
+        return uri.startswith(root)  # a chain is admitted only by an entry that spells it out
+    return uri.startswith(root.rstrip("/\\") + ("/" if has_protocol(root) else os.sep))
+
+
+def resolve(uri: str, root: str, allow: tuple[str, ...] | list[str] = ()) -> str:
+    """Resolve a manifest URI to the canonical URI to read, confined to what a row may reach.
+
+    Relative paths resolve under `root` (the manifest's folder or bucket prefix). The result, after
+    `..` is folded and local links are followed, must lie under `root` or under one of `allow`
+    (the config's `inputs.allow`); anything else, absolute paths, `file://`, `http(s)://`, other
+    buckets and chained URLs included, is refused with a `RowError` before any request is made.
+    """
+    if not has_protocol(uri) and not os.path.isabs(uri):
+        normalised = posixpath.normpath(uri.replace("\\", "/"))
+        if normalised == ".." or normalised.startswith("../"):
+            raise RowError(f"relative URI {uri!r} escapes the manifest's folder {root!r}")
+        uri = join(root, normalised)
+    target = canonical(uri)
+    roots = (canonical(root), *(canonical(entry) for entry in allow))
+    if not any(is_under(target, allowed) for allowed in roots):
+        raise RowError(
+            f"URI {uri!r} is outside the manifest's folder {root!r} and the roots that inputs.allow lists "
+            f"({list(allow) or 'none'}); add its root to inputs.allow in the config to read it"
+        )
+    return target
+
+
+def read_bytes(uri: str, what: str = "image", max_bytes: int | None = None) -> bytes:
+    """The bytes of `uri`; a `RowError` when it is missing, unreadable or over `max_bytes` (read no
+    further than one byte past the cap, so a huge file cannot fill the worker's memory)."""
+
     def read() -> bytes:
         with fsspec.open(uri, "rb") as f:
-            return f.read()
+            return f.read() if max_bytes is None else f.read(max_bytes + 1)
 
     try:
-        return _with_retries(read, f"reading {uri}")
+        data = _with_retries(read, f"reading {uri}")
     except TransientStorageError:
         raise
     except FileNotFoundError:
@@ -84,6 +139,9 @@ def read_bytes(uri: str, what: str = "image") -> bytes:
         raise RowError(f"{what} not readable (permission denied): {uri}") from None
     except OSError as exc:
         raise RowError(f"{what} could not be read from {uri}: {exc}") from None
+    if max_bytes is not None and len(data) > max_bytes:
+        raise RowError(f"{what} {uri} is over inputs.max_bytes ({max_bytes} bytes); raise the setting to read it")
+    return data
 
 
 def write_bytes(uri: str, data: bytes) -> None:
@@ -104,35 +162,155 @@ def replace_atomically(uri: str, data: bytes) -> None:
     """
     fs, path = fsspec.core.url_to_fs(uri)
     if isinstance(fs, LocalFileSystem):
-        folder = os.path.dirname(path)
-        os.makedirs(folder, exist_ok=True)
-        tmp = os.path.join(folder, f".{os.path.basename(path)}.{uuid.uuid4().hex}.tmp")
+        _with_retries(lambda: _replace_local(path, data), f"writing {uri}")
+    else:
+        _with_retries(lambda: fs.pipe_file(path, data), f"writing {uri}")
+
+
+def _replace_local(path: str, data: bytes) -> None:
+    folder = os.path.dirname(path)
+    os.makedirs(folder, exist_ok=True)
+    tmp = os.path.join(folder, f".{os.path.basename(path)}.{uuid.uuid4().hex}.tmp")
+    try:
         with open(tmp, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    else:
-        fs.pipe_file(path, data)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(tmp)
 
 
-def copy(source_uri: str, target_uri: str) -> None:
-    """Copy one file within a store (the cache and the releases live side by side)."""
-    fs, source = fsspec.core.url_to_fs(source_uri)
-    _, target = fsspec.core.url_to_fs(target_uri)
-    fs.makedirs(fs._parent(target), exist_ok=True)
-    fs.copy(source, target)
+@dataclass(frozen=True)
+class Versioned:
+    """A small file's content as read, with what a conditional write compares against: the
+    object's ETag on S3, the bytes themselves elsewhere. `data` None: the file did not exist."""
+
+    data: bytes | None
+    tag: str | None = None
+
+
+def _is_s3(fs) -> bool:
+    return "s3" in (fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,))
+
+
+@contextlib.contextmanager
+def _local_lock(path: str):
+    """An exclusive lock beside `path` for a read-compare-write; the kernel frees it if the holder dies."""
+    folder = os.path.dirname(path)
+    os.makedirs(folder, exist_ok=True)
+    with open(os.path.join(folder, f".{os.path.basename(path)}.lock"), "a+b") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _read_or_none(fs, path: str) -> bytes | None:
+    try:
+        return fs.cat_file(path)
+    except FileNotFoundError:
+        return None
+
+
+def read_versioned(uri: str) -> Versioned:
+    """Read a small control file (`LATEST`, a claim) for a later `replace_if_unchanged`."""
+    fs, path = fsspec.core.url_to_fs(uri)
+
+    def read() -> Versioned:
+        if not _is_s3(fs):
+            return Versioned(_read_or_none(fs, path))
+        fs.invalidate_cache(path)
+        try:
+            tag = fs.info(path)["ETag"]  # read before the bytes: a change in between fails the write
+        except FileNotFoundError:
+            return Versioned(None)
+        data = _read_or_none(fs, path)
+        return Versioned(data, tag if data is not None else None)
+
+    return _with_retries(read, f"reading {uri}")
+
+
+def replace_if_unchanged(uri: str, data: bytes, expected: Versioned) -> bool:
+    """Write `data` to `uri` only if it still holds what `expected` read (compare-and-swap);
+    False when another writer got there first.
+
+    Local files: under a lock file, compared byte for byte, replaced atomically. S3: a conditional
+    PUT (`If-Match` the ETag read, or `If-None-Match: *` when it did not exist). Other stores have
+    no conditional write in fsspec: compared then written, which a concurrent writer can race.
+    """
+    fs, path = fsspec.core.url_to_fs(uri)
+    if isinstance(fs, LocalFileSystem):
+        with _local_lock(path):
+            if _read_or_none(fs, path) != expected.data:
+                return False
+            _replace_local(path, data)
+            return True
+    if _is_s3(fs):
+        condition = {"IfMatch": expected.tag} if expected.data is not None else {"IfNoneMatch": "*"}
+        try:
+            _with_retries(lambda: fs.pipe_file(path, data, **condition), f"writing {uri}")
+        except OSError as exc:
+            if _precondition_failed(exc):
+                return False
+            raise
+        fs.invalidate_cache(path)
+        return True
+    log.warning("%s: this store has no conditional write; %s is compared, then written", uri, uri)
+    if _read_or_none(fs, path) != expected.data:
+        return False
+    _with_retries(lambda: fs.pipe_file(path, data), f"writing {uri}")
+    return True
+
+
+def _precondition_failed(exc: BaseException) -> bool:
+    """Whether a store error is a failed write condition (HTTP 412, or 409 for a racing create)."""
+    for error in (exc, exc.__cause__, exc.__context__):
+        response = getattr(error, "response", None) or {}
+        if str(response.get("Error", {}).get("Code")) in ("PreconditionFailed", "412", "ConditionalRequestConflict"):
+            return True
+        if "PreconditionFailed" in str(error) or "Precondition Failed" in str(error):
+            return True
+    return False
 
 
 def exists(uri: str) -> bool:
     fs, path = fsspec.core.url_to_fs(uri)
-    return fs.exists(path)
+    return _with_retries(lambda: fs.exists(path), f"looking up {uri}")
+
+
+def remove(uri: str) -> None:
+    """Delete one file; nothing when it is already gone."""
+    fs, path = fsspec.core.url_to_fs(uri)
+
+    def run() -> None:
+        with contextlib.suppress(FileNotFoundError):
+            fs.rm_file(path)
+
+    _with_retries(run, f"deleting {uri}")
 
 
 def remove_tree(uri: str) -> None:
     fs, path = fsspec.core.url_to_fs(uri)
-    if fs.exists(path):
-        fs.rm(path, recursive=True)
+
+    def run() -> None:
+        if fs.exists(path):
+            fs.rm(path, recursive=True)
+
+    _with_retries(run, f"deleting {uri}")
+
+
+def move(source_uri: str, target_uri: str) -> None:
+    fs, source = fsspec.core.url_to_fs(source_uri)
+    _, target = fsspec.core.url_to_fs(target_uri)
+
+    def run() -> None:
+        fs.makedirs(fs._parent(target), exist_ok=True)
+        fs.mv(source, target)
+
+    _with_retries(run, f"moving {source_uri} to {target_uri}")
 
 
 def write_parquet(uri: str, table) -> None:
@@ -160,5 +338,8 @@ def parquet_from_bytes(data: bytes):
 
 
 def read_parquet(uri: str):
-    with fsspec.open(uri, "rb") as f:
-        return parquet_from_bytes(f.read())
+    def read() -> bytes:
+        with fsspec.open(uri, "rb") as f:
+            return f.read()
+
+    return parquet_from_bytes(_with_retries(read, f"reading {uri}"))

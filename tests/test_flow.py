@@ -12,7 +12,7 @@ import pytest
 from PIL import Image, ImageOps
 
 from conftest import save
-from data_contracts.manifest import ManifestError
+from tasks.plan import RunRefused
 from flows.sanitize import sanitize
 from tasks.gate import GateFailed
 from tasks.images import decode_photo
@@ -170,7 +170,7 @@ def test_a_failed_gate_publishes_nothing_and_latest_stays(tmp_path):
     assert not (tmp_path / "out" / "releases" / "bad" / "_SUCCESS").exists()
     assert json.loads((tmp_path / "out" / "releases" / "bad" / "release.json").read_text())["status"] == "failed"
     # A published release id is never overwritten.
-    with pytest.raises(ManifestError, match="already published"):
+    with pytest.raises(RunRefused, match="already published"):
         sanitize(manifest=good, output=str(tmp_path / "out"), release_id="good")
 
 

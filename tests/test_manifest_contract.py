@@ -65,7 +65,26 @@ def test_read_manifest_round_trip(tmp_path):
         ({"image_uri": ""}, "image_uri is empty"),
         ({"image_uri": "a.png", "removal": "watermark"}, "removal must be one of ['object', 'text'], got 'watermark'"),
         ({"image_uri": "a.png", "action": "erase"}, "action must be one of ['remove', 'blur'], got 'erase'"),
+        ({"image_id": "a\nb", "image_uri": "a.png"}, "image_id 'a\\nb' holds control or formatting characters"),
+        ({"image_id": "evil\u202egnp.exe", "image_uri": "a.png"},
+         "image_id 'evil\\u202egnp.exe' holds control or formatting characters"),
+        ({"image_id": "x" * 257, "image_uri": "a.png"}, "image_id is 257 characters long, over 256"),
+        ({"image_id": "shop 12/front view é", "image_uri": "a.png"}, None),
     ],
 )
 def test_row_level_contract(row, problem):
     assert row_problem(row) == problem
+
+
+def test_input_columns_that_collide_with_the_releases_own_are_refused():
+    with pytest.raises(ManifestError, match=r"column\(s\) \['_row', 'sha256'\] collide with columns the release writes"):
+        check_table(table(image_id=["a"], image_uri=["a.png"], sha256=["x"], _row=[7]))
+
+
+def test_the_reserved_names_cover_every_column_the_release_writes():
+    from data_contracts.manifest import CONTRACT_COLUMNS, RESERVED_COLUMNS
+    from tasks.partition import RECORD_SCHEMA
+    from tasks.publish import PUBLISHED_COLUMNS, QUARANTINE_COLUMNS, TIMING_COLUMNS
+
+    written = {*RECORD_SCHEMA.names, *PUBLISHED_COLUMNS, *QUARANTINE_COLUMNS, *TIMING_COLUMNS}
+    assert written - CONTRACT_COLUMNS - {"image_id"} <= RESERVED_COLUMNS

@@ -107,8 +107,12 @@ def test_an_engine_crash_costs_one_row_not_the_run(photo_job, monkeypatch):
 def test_output_names_are_safe_and_unique():
     assert output_name("cat-01", ".png") == "images/cat-01.png"
     a, b = output_name("a b", ".jpg"), output_name("a/b", ".jpg")
-    assert a != b and "/" not in a.removeprefix("images/") and a.startswith("images/a_b-")
-    assert output_name("../../etc/passwd", ".png").startswith("images/etc_passwd-")
+    assert a != b and "/" not in a.removeprefix("images/") and a.startswith("images/a_b~")
+    assert output_name("../../etc/passwd", ".png").startswith("images/etc_passwd~")
+    # An id crafted to look like another id's cleaned name cannot take its file.
+    crafted = a.removeprefix("images/").removesuffix(".jpg")
+    assert output_name(crafted, ".jpg") != a
+    assert output_name("x" * 121, ".png") != output_name("x" * 122, ".png")
 
 
 def test_process_partition_writes_one_record_per_row(photo_job, tmp_path):

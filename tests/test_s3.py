@@ -142,3 +142,47 @@ def test_a_transient_storage_error_is_retried(s3, dataset, monkeypatch):
     assert _get(s3, f"{STORE}LATEST").decode().strip() == "s3-flaky"
     assert f"{STORE}releases/s3-flaky/_SUCCESS" in _keys(s3, f"{STORE}releases/s3-flaky/")
     assert _keys(s3, f"{STORE}.work/s3-flaky/") == []
+
+
+def test_conditional_writes_let_one_writer_win_on_s3(s3):
+    from tasks.claims import ReleaseTaken, advance_latest, claim_release, release_claim
+    from tasks.uris import read_versioned, replace_if_unchanged
+
+    uri = f"s3://{BUCKET}/cas/LATEST"
+    absent = read_versioned(uri)
+    assert absent.data is None
+    assert replace_if_unchanged(uri, b"a\n", absent)  # If-None-Match: *
+    assert not replace_if_unchanged(uri, b"b\n", absent)
+    seen = read_versioned(uri)
+    assert seen.data == b"a\n" and seen.tag
+    assert replace_if_unchanged(uri, b"c\n", seen)  # If-Match: the ETag read
+    assert not replace_if_unchanged(uri, b"d\n", seen)
+    assert _get(s3, "cas/LATEST") == b"c\n"
+
+    claim = claim_release(f"s3://{BUCKET}/cas", "r")
+    with pytest.raises(ReleaseTaken):
+        claim_release(f"s3://{BUCKET}/cas", "r")
+    release_claim(claim)
+    assert _keys(s3, "cas/.claims/") == []
+
+    for release_id, started in (("new", "2026-12-01T00:00:00+00:00"), ("old", "2026-11-01T00:00:00+00:00")):
+        s3.put_object(Bucket=BUCKET, Key=f"cas/releases/{release_id}/release.json",
+                      Body=f'{{"run_started_at": "{started}"}}'.encode())
+    assert advance_latest(f"s3://{BUCKET}/cas", "new", "2026-12-01T00:00:00+00:00")
+    assert not advance_latest(f"s3://{BUCKET}/cas", "old", "2026-11-01T00:00:00+00:00")
+    assert _get(s3, "cas/LATEST") == b"new\n"
+
+
+def test_a_row_may_not_read_outside_the_manifests_prefix(s3, dataset, tmp_path):
+    import pyarrow as pa
+
+    s3.put_object(Bucket=BUCKET, Key="private/secret.png", Body=sorted((dataset / "images").iterdir())[0].read_bytes())
+    rows = [{"image_id": "sibling", "image_uri": f"s3://{BUCKET}/private/secret.png"},
+            {"image_id": "climb", "image_uri": f"s3://{BUCKET}/data/../private/secret.png"}]
+    local = tmp_path / "m.parquet"
+    pq.write_table(pa.Table.from_pylist(rows), local)
+    s3.upload_file(str(local), BUCKET, "data/outside.parquet")
+    config = {"gate": {"max_quarantine_fraction": 1.0}}
+    sanitize(manifest=f"s3://{BUCKET}/data/outside.parquet", output=OUTPUT, config=config, release_id="s3-outside")
+    reasons = parquet_from_bytes(_get(s3, f"{STORE}releases/s3-outside/quarantine.parquet")).column("reason").to_pylist()
+    assert len(reasons) == 2 and all("inputs.allow" in reason for reason in reasons), reasons

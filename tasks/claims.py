@@ -1,0 +1,128 @@
+"""Concurrent runs against one release store: who may write a release id, and where LATEST points.
+
+A run claims its release id before it touches the release folder (`OUT/.claims/<id>.json`,
+created only if absent), so two runs never write one release; it gives the claim back when it
+ends. A claim left by a killed run on the same host is taken over once its process is gone.
+
+`LATEST` moves only forward: a release replaces the one it names only if its run started later
+(ties broken by id), through a compare-and-swap, so an older run that finishes last cannot move
+it back. Both rest on `tasks.uris.replace_if_unchanged`: a lock file locally, conditional PUTs on S3.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import socket
+import uuid
+from dataclasses import dataclass
+
+from tasks.uris import RowError, Versioned, join, read_bytes, read_versioned, remove, replace_if_unchanged
+
+log = logging.getLogger(__name__)
+
+_ATTEMPTS = 5  # compare-and-swap rounds before giving up on a store that keeps changing under us
+
+
+class ReleaseTaken(Exception):
+    """Another live run holds the release id."""
+
+
+class StoreContention(Exception):
+    """`LATEST` or a claim kept changing under us: the store is being written by many runs."""
+
+
+@dataclass(frozen=True)
+class Claim:
+    uri: str
+    token: str
+
+
+def claim_uri(output_uri: str, release_id: str) -> str:
+    return join(output_uri, ".claims", f"{release_id}.json")
+
+
+def _holder_is_gone(holder: dict) -> bool:
+    """Only a claim made on this host can be proven dead (its process no longer exists)."""
+    if holder.get("host") != socket.gethostname() or not isinstance(holder.get("pid"), int):
+        return False
+    try:
+        os.kill(holder["pid"], 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False  # it exists, under another user
+    return False
+
+
+def claim_release(output_uri: str, release_id: str) -> Claim:
+    """Take `release_id` for this run, or raise `ReleaseTaken` naming the run that holds it."""
+    uri = claim_uri(output_uri, release_id)
+    token = uuid.uuid4().hex
+    mine = json.dumps({"token": token, "host": socket.gethostname(), "pid": os.getpid(),
+                       "claimed_at": dt.datetime.now(dt.timezone.utc).isoformat()}).encode()
+    for _ in range(_ATTEMPTS):
+        current = read_versioned(uri)
+        holder: dict = {}
+        if current.data is not None:
+            try:
+                holder = json.loads(current.data)
+            except ValueError:
+                holder = {}  # a torn claim from a crash: nobody holds it
+            if holder.get("token") == token:
+                return Claim(uri, token)  # our own write, retried after a lost answer
+            if holder and not _holder_is_gone(holder):
+                raise ReleaseTaken(
+                    f"release id {release_id!r} is being written by another run (pid {holder.get('pid')} on "
+                    f"{holder.get('host')}, since {holder.get('claimed_at')}); choose another --release-id, or "
+                    f"delete {uri} if that run is gone")
+            log.warning("taking over the claim on release %r left by a run that is gone: %s", release_id, holder)
+        if replace_if_unchanged(uri, mine, current):
+            return Claim(uri, token)
+    raise StoreContention(f"could not claim release id {release_id!r}: {uri} kept changing")
+
+
+def release_claim(claim: Claim | None) -> None:
+    """Give the id back; a claim that is no longer ours (taken over) is left alone. Never raises:
+    it runs as a failed run unwinds, whose own error is the one to report."""
+    if claim is None:
+        return
+    try:
+        current = read_versioned(claim.uri)
+        try:
+            holder = json.loads(current.data) if current.data else {}
+        except ValueError:
+            holder = {}
+        if holder.get("token") == claim.token:
+            remove(claim.uri)
+    except Exception as exc:  # noqa: BLE001 - a left claim is taken over by the next run on this host
+        log.warning("could not give back the claim %s: %s", claim.uri, exc)
+
+
+def _run_order(output_uri: str, release_id: str) -> tuple[str, str]:
+    """When the run of a published release started, for ordering; the oldest possible when unknown."""
+    try:
+        info = json.loads(read_bytes(join(output_uri, "releases", release_id, "release.json"), what="release.json"))
+    except (RowError, ValueError):
+        return ("", release_id)
+    return (info.get("run_started_at") or info.get("created_at") or "", release_id)
+
+
+def advance_latest(output_uri: str, release_id: str, run_started_at: str) -> bool:
+    """Point `OUT/LATEST` at `release_id` unless it names a release of a later run; True when it
+    now names this release."""
+    uri = join(output_uri, "LATEST")
+    mine = (run_started_at, release_id)
+    for _ in range(_ATTEMPTS):
+        current: Versioned = read_versioned(uri)
+        named = current.data.decode(errors="replace").strip() if current.data else ""
+        if named == release_id:
+            return True
+        if named and _run_order(output_uri, named) > mine:
+            log.warning("LATEST stays at %r: its run started after this one (%s)", named, run_started_at)
+            return False
+        if replace_if_unchanged(uri, f"{release_id}\n".encode(), current):
+            return True
+    raise StoreContention(f"could not move {uri}: it kept changing")

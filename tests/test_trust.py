@@ -1,0 +1,204 @@
+"""Trust boundaries and crash safety, end to end: what a manifest row may reach, damaged cache
+entries, a manifest changed mid-run, release ids and exit codes."""
+
+from __future__ import annotations
+
+import hashlib
+import http.server
+import subprocess
+import sys
+import threading
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from skimage import data as photos
+
+from conftest import LENIENT_GATE, save
+from data_contracts.manifest import ManifestError
+from flows.cli import EXIT_ERROR, EXIT_OK, EXIT_USAGE, main
+from flows.sanitize import sanitize
+from tasks.claims import claim_release, release_claim
+from tasks.config import Config
+from tasks.plan import RunRefused, plan_release
+from tasks.publish import publish_release
+
+CLI = [sys.executable, "-m", "flows.cli"]
+
+
+def manifest(folder, rows: list[dict]) -> str:
+    path = folder / "manifest.parquet"
+    pq.write_table(pa.Table.from_pylist(rows), path)
+    return str(path)
+
+
+@pytest.fixture
+def photo_folder(tmp_path):
+    data = tmp_path / "data"
+    save(data / "coffee.png", photos.coffee())
+    return data
+
+
+class CountingServer:
+    """An HTTP server on loopback that serves one PNG and counts the requests it gets."""
+
+    def __init__(self, body: bytes):
+        requests = self.requests = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802 - the stdlib's name
+                requests.append(self.path)
+                self.send_response(200)
+                self.send_header("Content-Type", "image/png")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_HEAD = do_GET
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_rows_reach_only_the_manifest_folder_unless_the_config_allows_more(tmp_path, photo_folder):
+    outside = tmp_path / "elsewhere"
+    save(outside / "secret.png", photos.camera())
+    server = CountingServer((outside / "secret.png").read_bytes())
+    try:
+        rows = [
+            {"image_id": "inside", "image_uri": "coffee.png"},
+            {"image_id": "absolute", "image_uri": str(outside / "secret.png")},
+            {"image_id": "file-url", "image_uri": f"file://{outside / 'secret.png'}"},
+            {"image_id": "web", "image_uri": f"{server.url}/secret.png"},
+            {"image_id": "climb", "image_uri": "sub/../../elsewhere/secret.png"},
+        ]
+        path = manifest(photo_folder, rows)
+        summary = sanitize(manifest=path, output=str(tmp_path / "out"), config=LENIENT_GATE, release_id="strict")
+        release = tmp_path / "out" / "releases" / "strict"
+        quarantined = {r["image_id"]: r["reason"] for r in pq.read_table(release / "quarantine.parquet").to_pylist()}
+        assert pq.read_table(release / "manifest.parquet").column("image_id").to_pylist() == ["inside"]
+        assert set(quarantined) == {"absolute", "file-url", "web", "climb"}
+        for image_id in ("absolute", "file-url", "web"):
+            assert quarantined[image_id].startswith("read: URI ") and "inputs.allow" in quarantined[image_id]
+        assert server.requests == []  # no request left for a refused URI
+        assert summary["counts"]["quarantined"] == 4
+
+        config = {**LENIENT_GATE, "inputs": {"allow": [str(outside), f"{server.url}/"]}}
+        sanitize(manifest=path, output=str(tmp_path / "out"), config=config, release_id="allowed")
+        release = tmp_path / "out" / "releases" / "allowed"
+        assert pq.read_table(release / "manifest.parquet").column("image_id").to_pylist() == [
+            "inside", "absolute", "file-url", "web"]
+        assert server.requests  # the allowed web root was read
+    finally:
+        server.close()
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_files_over_the_size_cap_are_quarantined_naming_the_setting(tmp_path, photo_folder):
+    path = manifest(photo_folder, [{"image_id": "big", "image_uri": "coffee.png"}])
+    config = {**LENIENT_GATE, "inputs": {"max_bytes": 1000}}
+    sanitize(manifest=path, output=str(tmp_path / "out"), config=config, release_id="capped")
+    reason = pq.read_table(tmp_path / "out" / "releases" / "capped" / "quarantine.parquet").column("reason")[0].as_py()
+    assert reason.startswith("read: image ") and "over inputs.max_bytes (1000 bytes)" in reason
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_damaged_cache_entries_are_computed_again_never_published(tmp_path, photo_folder):
+    save(photo_folder / "camera.png", photos.camera())
+    rows = [{"image_id": f"row-{k}", "image_uri": name, "boxes": [[40.0 + 9 * k, 50.0, 90.0 + 9 * k, 100.0]]}
+            for k, name in enumerate(["coffee.png", "camera.png", "coffee.png"])]
+    path = manifest(photo_folder, rows)
+    output = tmp_path / "out"
+    first = sanitize(manifest=path, output=str(output), config=LENIENT_GATE, release_id="first")
+    assert first["counts"]["computed"] == 3
+    cut = 0
+    for entry in (output / ".cache").rglob("*"):
+        if entry.is_file() and entry.stat().st_size > 1024:
+            entry.write_bytes(entry.read_bytes()[: entry.stat().st_size // 2])
+            cut += 1
+    assert cut == 3  # every cached image
+
+    second = sanitize(manifest=path, output=str(output), config=LENIENT_GATE, release_id="second")
+    assert second["counts"]["computed"] == 3 and second["counts"]["reused"] == 0
+    release = output / "releases" / "second"
+    published = pq.read_table(release / "manifest.parquet").to_pylist()
+    assert len(published) == 3
+    for row in published:
+        assert hashlib.sha256((release / row["output_uri"]).read_bytes()).hexdigest() == row["sha256"]
+    before = {r["image_id"]: r["sha256"] for r in pq.read_table(output / "releases" / "first" / "manifest.parquet").to_pylist()}
+    assert {r["image_id"]: r["sha256"] for r in published} == before
+
+    # The entries were rewritten whole: a third run reuses all of them.
+    third = sanitize(manifest=path, output=str(output), config=LENIENT_GATE, release_id="third")
+    assert third["counts"]["reused"] == 3
+
+
+def test_a_manifest_changed_during_the_run_is_not_published(tmp_path, photo_folder):
+    path = manifest(photo_folder, [{"image_id": "a", "image_uri": "coffee.png", "caption": "planned"}])
+    plan = plan_release(path, str(tmp_path / "out"), Config(), "r")
+    try:
+        manifest(photo_folder, [{"image_id": "a", "image_uri": "coffee.png", "caption": "swapped"}])
+        with pytest.raises(ManifestError, match="changed during the run"):
+            publish_release(plan, [])
+    finally:
+        release_claim(plan.claim)
+    assert not (tmp_path / "out" / "releases" / "r" / "_SUCCESS").exists()
+    assert not (tmp_path / "out" / "LATEST").exists()
+
+
+def test_a_release_id_held_by_a_live_run_is_refused(tmp_path, photo_folder):
+    path = manifest(photo_folder, [{"image_id": "a", "image_uri": "coffee.png"}])
+    held = claim_release(str(tmp_path / "out"), "busy")
+    try:
+        (tmp_path / "out" / "releases" / "busy").mkdir(parents=True)
+        (tmp_path / "out" / "releases" / "busy" / "partial.png").write_bytes(b"being written")
+        with pytest.raises(RunRefused, match="being written by another run"):
+            plan_release(path, str(tmp_path / "out"), Config(), "busy")
+        # The other run's files are untouched.
+        assert (tmp_path / "out" / "releases" / "busy" / "partial.png").read_bytes() == b"being written"
+    finally:
+        release_claim(held)
+
+
+@pytest.mark.parametrize("release_id", ["x\ny", "../up", ".hidden", "a/b", "", "x" * 129, "café"])
+def test_bad_release_ids_exit_2_before_anything_starts(tmp_path, photo_folder, release_id):
+    path = manifest(photo_folder, [{"image_id": "a", "image_uri": "coffee.png"}])
+    done = subprocess.run([*CLI, "run", path, "--output", str(tmp_path / "out"), "--release-id", release_id],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == EXIT_USAGE, done.stderr[-2000:]
+    assert "is not allowed" in done.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_usage_errors_exit_2(tmp_path, photo_folder):
+    path = manifest(photo_folder, [{"image_id": "a", "image_uri": "coffee.png"}])
+    (tmp_path / "afile").write_text("not a folder")
+    done = subprocess.run([*CLI, "run", path, "--output", str(tmp_path / "afile" / "out")],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == EXIT_USAGE and "is a file, not a folder" in done.stderr, done.stderr[-2000:]
+
+    clashing = manifest(tmp_path, [{"image_id": "a", "image_uri": "data/coffee.png", "sha256": "mine"}])
+    done = subprocess.run([*CLI, "run", clashing, "--output", str(tmp_path / "out")], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == EXIT_USAGE and "['sha256'] collide" in done.stderr, done.stderr[-2000:]
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_a_storage_failure_exits_3_not_the_gates_1(tmp_path, photo_folder, capsys):
+    path = manifest(photo_folder, [{"image_id": "a", "image_uri": "coffee.png"}])
+    (tmp_path / "out" / "LATEST").mkdir(parents=True)  # the store cannot take the pointer
+    code = main(["run", path, "--output", str(tmp_path / "out"), "--release-id", "r"])
+    assert code == EXIT_ERROR, capsys.readouterr().err[-2000:]
+    assert "IsADirectoryError" in capsys.readouterr().err
+    (tmp_path / "out" / "LATEST").rmdir()
+    assert main(["run", path, "--output", str(tmp_path / "out"), "--release-id", "r2"]) == EXIT_OK
+    assert (tmp_path / "out" / "LATEST").read_text() == "r2\n"
