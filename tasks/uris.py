@@ -92,7 +92,9 @@ def is_under(uri: str, root: str) -> bool:
     if uri == root:
         return True
     if "::" in uri or "::" in root:
-        return uri.startswith(root)  # a chain is admitted only by an entry that spells it out
+        # A chain is admitted only by an entry that spells the chain out: `s3://b/set/x::http://…`
+        # starts like the root `s3://b/set` but reads through another filesystem.
+        return "::" in uri and "::" in root and uri.startswith(root)
     return uri.startswith(root.rstrip("/\\") + ("/" if has_protocol(root) else os.sep))
 
 

@@ -29,6 +29,7 @@ def test_relative_paths_resolve_under_the_manifest_folder():
     ("s3a://other/a.png", "s3://bucket/set"),
     ("simplecache::s3://bucket/set/a.png", "s3://bucket/set"),
     ("zip://a.png::s3://bucket/set/x.zip", "s3://bucket/set"),
+    ("s3://bucket/set/x::http://127.0.0.1:9/a.png", "s3://bucket/set"),
     ("memory://a.png", "/data/set"),
 ])
 def test_uris_outside_the_manifest_folder_are_refused_by_default(uri, root):
@@ -42,6 +43,8 @@ def test_the_allow_list_admits_its_roots_and_nothing_beside_them():
     assert resolve("file:///mnt/photos/x/../a.png", "/data/set", allow) == "/mnt/photos/a.png"
     assert resolve("s3a://shared/photos/a.png", "/data/set", allow) == "s3://shared/photos/a.png"
     assert resolve("https://CDN.example.com/img/a.png", "/data/set", allow) == "https://cdn.example.com/img/a.png"
+    chain = ("simplecache::s3://shared/photos",)
+    assert resolve("simplecache::s3://shared/photos/a.png", "/data/set", chain) == "simplecache::s3://shared/photos/a.png"
     for outside in ("/mnt/photos2/a.png", "s3://shared/private/a.png", "https://cdn.example.com/img2/a.png",
                     "https://cdn.example.com/img/../admin", "http://cdn.example.com/img/a.png"):
         with pytest.raises(RowError, match="inputs.allow"):
