@@ -202,3 +202,23 @@ def test_a_storage_failure_exits_3_not_the_gates_1(tmp_path, photo_folder, capsy
     (tmp_path / "out" / "LATEST").rmdir()
     assert main(["run", path, "--output", str(tmp_path / "out"), "--release-id", "r2"]) == EXIT_OK
     assert (tmp_path / "out" / "LATEST").read_text() == "r2\n"
+
+
+def test_cache_keys_name_the_device_and_the_libraries_that_make_the_bytes():
+    import cv2
+    import onnxruntime
+    import PIL
+    import torch
+
+    from tasks.cache import content_key, runtime_versions
+
+    runtime = runtime_versions("cpu")
+    assert runtime == {"device": "cpu", "torch": torch.__version__, "opencv": cv2.__version__,
+                       "pillow": PIL.__version__, "onnxruntime": onnxruntime.__version__,
+                       "numpy": runtime["numpy"]}
+    row, config = {"image_id": "a", "boxes": [[0, 0, 4, 4]]}, Config()
+    key = content_key(row, b"img", None, config, {"clean": "exemplar:1"}, runtime)
+    assert key == content_key(row, b"img", None, config, {"clean": "exemplar:1"}, dict(runtime))
+    for change in ({"device": "cuda"}, {"torch": "2.14.1"}, {"opencv": "4.8.0"}, {"pillow": "10.1.0"},
+                   {"onnxruntime": "1.20.0"}):
+        assert content_key(row, b"img", None, config, {"clean": "exemplar:1"}, {**runtime, **change}) != key, change
