@@ -68,6 +68,7 @@ STRIDE = 2  # statistics read on every 2nd pixel of each axis...
 MIN_STRIDED = 1024  # ...when the hole still has this many of them
 EDGE_QUANTILE = 0.98  # stronger Laplacian responses are structure, not grain...
 TEXTURE_QUANTILE = 0.995  # ...but the texture level counts all below this one
+LEAVE_ALONE = (0.85, 1.2)  # a fill whose levels are within this ratio of the photo's keeps them
 # float64: a parallel reduction sums in an order that depends on the thread count, and float32
 # rounding would then flip a few output pixels between a laptop and a Dask worker. In float64 the
 # differences stay far below half a grey level, so a release is the same bytes everywhere.
@@ -433,43 +434,82 @@ def regrain_crop(crop: np.ndarray, hole: np.ndarray, seed: int, feather: float, 
     return regrain_crops([CropJob(crop, hole, seed, fill_has_grain)], feather, device, block)[0]
 
 
-def _regrain_batch(jobs: list[CropJob], plans: list[dict], feather: float, device: torch.device) -> list[np.ndarray]:
-    """Steps 1-5 for crops of one channel count, stride and block side, together."""
-    count, step, block = len(jobs), plans[0]["step"], plans[0]["block"]
+@dataclass
+class _Stack:
+    """A batch of crops on the device, each in the top-left corner of one padded stack, with what
+    every step of `_regrain_batch` reads of it."""
+
+    jobs: list[CropJob]
+    plans: list[dict]
+    device: torch.device
+    sizes: list[tuple[int, int]]
+    channels: int
+    x: torch.Tensor  # (B, C, H, W) the pixels
+    hole: torch.Tensor  # (B, H, W)
+    known: torch.Tensor  # (B, H, W): inside the crop and not in the hole
+
+    @property
+    def count(self) -> int:
+        return len(self.jobs)
+
+    @property
+    def step(self) -> int:
+        return self.plans[0]["step"]
+
+    @property
+    def boxes(self) -> list[tuple[slice, slice]]:
+        return [plan["box"] for plan in self.plans]
+
+
+def _upload(jobs: list[CropJob], plans: list[dict], device: torch.device) -> _Stack:
+    """One upload for the batch: each crop in the top-left corner of the stack."""
     sizes = [job.hole.shape for job in jobs]
     height, width = max(h for h, _ in sizes), max(w for _, w in sizes)
     grey = jobs[0].crop.ndim == 2
     channels = 1 if grey else jobs[0].crop.shape[2]
-    # One upload for the batch: each crop in the top-left corner of the stack.
-    pixels = np.zeros((count, channels, height, width), np.uint8)
-    holes = np.zeros((count, height, width), bool)
-    inside = np.zeros((count, height, width), bool)
+    pixels = np.zeros((len(jobs), channels, height, width), np.uint8)
+    holes = np.zeros((len(jobs), height, width), bool)
+    inside = np.zeros((len(jobs), height, width), bool)
     for b, (job, (h, w)) in enumerate(zip(jobs, sizes)):
         pixels[b, :, :h, :w] = job.crop[None] if grey else job.crop.transpose(2, 0, 1)
         holes[b, :h, :w] = job.hole
         inside[b, :h, :w] = True
-    x = torch.from_numpy(pixels).to(device).to(DTYPE)
-    hole_t = torch.from_numpy(holes).to(device)
-    known = torch.from_numpy(inside & ~holes).to(device)
+    return _Stack(jobs, plans, device, sizes, channels, torch.from_numpy(pixels).to(device).to(DTYPE),
+                  torch.from_numpy(holes).to(device), torch.from_numpy(inside & ~holes).to(device))
 
+
+@dataclass
+class _Surroundings:
+    """What the known pixels around each hole say: the levels the grain must reach."""
+
+    base: torch.Tensor  # (B, C, H, W) the photo below the mid band (G3)
+    probes: tuple[torch.Tensor, torch.Tensor]  # Laplacian and Immerkaer responses, sampled
+    calm: torch.Tensor  # sampled known pixels below the edge quantile: where grain is read
+    textured: torch.Tensor  # sampled known pixels below the texture quantile: where texture is read
+    bins: torch.Tensor  # (B, H, W) intensity bin of each pixel
+    sampled_bins: torch.Tensor
+
+
+def _bands_and_surroundings(stack: _Stack) -> tuple[torch.Tensor, _Surroundings]:
+    """The fine band (x - G1) and the mid band (G1 - G3) side by side, their strongest responses
+    clipped (grain is cut from both at once), and the surroundings' statistics."""
+    x, sizes, step, channels = stack.x, stack.sizes, stack.step, stack.channels
     fine_base, base = _blur(x, BANDS[0], sizes), _blur(x, BANDS[1], sizes)
-    # The fine band (x - G1) and the mid band (G1 - G3), side by side: grain is cut from both at once.
-    bands = torch.empty((count, 2 * channels, height, width), dtype=DTYPE, device=device)
+    bands = torch.empty((stack.count, 2 * channels, *x.shape[2:]), dtype=DTYPE, device=stack.device)
     torch.sub(x, fine_base, out=bands[:, :channels])
     torch.sub(fine_base, base, out=bands[:, channels:])
 
-    sampled_known, sampled_hole = known[:, ::step, ::step], hole_t[:, ::step, ::step]
+    sampled_known = stack.known[:, ::step, ::step]
     image_probes = _probes(x, sizes, step)
     strength = image_probes[0].abs().mean(dim=1)  # (B, h, w)
-    known_counts = [plan["known_sampled"] for plan in plans]
+    known_counts = [plan["known_sampled"] for plan in stack.plans]
     edge, texture = _quantiles(strength.flatten(1)[:, None], sampled_known.flatten(1), known_counts,
                                (EDGE_QUANTILE, TEXTURE_QUANTILE))
     calm = sampled_known & (strength <= edge[:, :, None])
     # Texture counts all but the very strongest responses (the hole hides some edges too), grain
     # only the calm pixels' (an edge is not noise).
     textured = sampled_known & (strength <= texture[:, :, None])
-    bins = torch.bucketize(base.mean(dim=1), torch.linspace(0, 255, BINS + 1, device=device, dtype=DTYPE)[1:-1])
-    sampled_bins = bins[:, ::step, ::step]
+    bins = torch.bucketize(base.mean(dim=1), torch.linspace(0, 255, BINS + 1, device=stack.device, dtype=DTYPE)[1:-1])
 
     # Grain is cut from any known window, its few strongest responses clipped to the calm pixels'
     # 99.9th percentile: an edge crossing a block then reads as grain, not as a copied line, and
@@ -478,22 +518,54 @@ def _regrain_batch(jobs: list[CropJob], plans: list[dict], feather: float, devic
     calm_counts = calm.flatten(1).sum(dim=1).tolist()
     (limit,) = _quantiles(bands[:, :, ::step, ::step].abs().flatten(2), calm.flatten(1), calm_counts, (CLIP_QUANTILE,))
     bands.clamp_(-limit[:, :, None, None], limit[:, :, None, None])
-    # Drawn on the CPU whatever the device: a GPU picks the same blocks, so its bytes match the CPU's.
-    generators = [torch.Generator().manual_seed(job.seed & 0x7FFFFFFFFFFFFFFF) for job in jobs]
-    boxes = [plan["box"] for plan in plans]
-    grain = quilt_grain(bands, known, sizes, [plan["grid"] for plan in plans], boxes, block, generators)
-    box_sizes = [(r.stop - r.start, c.stop - c.start) for r, c in boxes]
-    tops, lefts = [r.start for r, _ in boxes], [c.start for _, c in boxes]
-    box_height, box_width = grain.shape[2:]
-    (fine_lap, mid_lap), (fine_imm, mid_imm) = (probe.split(channels, dim=1) for probe in _probes(grain, box_sizes, step))
-    box_bins = _windows(bins[:, None], tops, lefts, box_height, box_width)[:, 0]
-    box_hole = _windows(hole_t[:, None], tops, lefts, box_height, box_width)[:, 0]
-    if count > 1:  # past a smaller crop's own box, the window repeats pixels that are not its box's
-        rows = torch.arange(box_height, device=device)[None] < torch.tensor([h for h, _ in box_sizes], device=device)[:, None]
-        cols = torch.arange(box_width, device=device)[None] < torch.tensor([w for _, w in box_sizes], device=device)[:, None]
-        box_hole = box_hole & rows[:, :, None] & cols[:, None, :]
-    inner_hole, inner_bins = box_hole[:, ::step, ::step], box_bins[:, ::step, ::step]
+    return bands, _Surroundings(base, image_probes, calm, textured, bins, bins[:, ::step, ::step])
 
+
+@dataclass
+class _Boxes:
+    """Each crop's hole box (grown by a pixel), where grain is made and the output changes."""
+
+    sizes: list[tuple[int, int]]
+    tops: list[int]
+    lefts: list[int]
+    height: int
+    width: int
+    bins: torch.Tensor  # (B, h, w) intensity bins over the boxes
+    hole: torch.Tensor  # (B, h, w) the hole over the boxes, nothing past a smaller crop's own box
+
+    def windows(self, x: torch.Tensor) -> torch.Tensor:
+        return _windows(x, self.tops, self.lefts, self.height, self.width)
+
+
+def _hole_boxes(stack: _Stack, surroundings: _Surroundings, height: int, width: int) -> _Boxes:
+    boxes = stack.boxes
+    sizes = [(r.stop - r.start, c.stop - c.start) for r, c in boxes]
+    tops, lefts = [r.start for r, _ in boxes], [c.start for _, c in boxes]
+    box_bins = _windows(surroundings.bins[:, None], tops, lefts, height, width)[:, 0]
+    box_hole = _windows(stack.hole[:, None], tops, lefts, height, width)[:, 0]
+    if stack.count > 1:  # past a smaller crop's own box, the window repeats pixels that are not its box's
+        device = stack.device
+        rows = torch.arange(height, device=device)[None] < torch.tensor([h for h, _ in sizes], device=device)[:, None]
+        cols = torch.arange(width, device=device)[None] < torch.tensor([w for _, w in sizes], device=device)[:, None]
+        box_hole = box_hole & rows[:, :, None] & cols[:, None, :]
+    return _Boxes(sizes, tops, lefts, height, width, box_bins, box_hole)
+
+
+@dataclass
+class _Gains:
+    fine: torch.Tensor  # (B, BINS, C) gain of the fine band's grain
+    mid: torch.Tensor  # (B, BINS, C) gain of the mid band's grain
+    shrink: torch.Tensor  # (B, BINS, C) scale of the fill's own detail (1: kept)
+    target_lap: torch.Tensor
+    target_imm: torch.Tensor
+
+
+def _solve_gains(stack: _Stack, surroundings: _Surroundings, grain: torch.Tensor, boxes: _Boxes) -> _Gains:
+    """Per crop, intensity bin and channel: how much of each band's grain, and of the fill's own
+    detail, brings the hole to the surroundings' levels by both probes."""
+    channels, step = stack.channels, stack.step
+    inner_hole, inner_bins = boxes.hole[:, ::step, ::step], boxes.bins[:, ::step, ::step]
+    (fine_lap, mid_lap), (fine_imm, mid_imm) = (probe.split(channels, dim=1) for probe in _probes(grain, boxes.sizes, step))
     # All the grain's statistics in one pass: (B, BINS, C) tables of each product's mean in the hole.
     (ff_lap, fm_lap, mm_lap, f_abs, m_abs, fm_imm, ff_imm, mm_imm) = _per_bin(torch.cat([
         fine_lap**2, fine_lap * mid_lap, mid_lap**2, fine_imm.abs(), mid_imm.abs(),
@@ -502,72 +574,99 @@ def _regrain_batch(jobs: list[CropJob], plans: list[dict], feather: float, devic
     # the odd edge): its square enters the form, coupled by the bands' correlation.
     correlation = fm_imm / (ff_imm * mm_imm).sqrt().clamp(min=1e-12)
     grain_powers = ((ff_lap, fm_lap, mm_lap), (f_abs**2, correlation * f_abs * m_abs, m_abs**2))
-    image_powers = torch.cat([image_probes[0] ** 2, image_probes[1].abs()], dim=1)
-    target_lap = _per_bin(image_powers[:, :channels], sampled_bins, textured)
-    target_imm = _per_bin(image_powers[:, channels:], sampled_bins, calm)
-    fill_lap, fill_imm = _per_bin(image_powers, sampled_bins, sampled_hole).split(channels, dim=2)
+    image_powers = torch.cat([surroundings.probes[0] ** 2, surroundings.probes[1].abs()], dim=1)
+    sampled_bins = surroundings.sampled_bins
+    target_lap = _per_bin(image_powers[:, :channels], sampled_bins, surroundings.textured)
+    target_imm = _per_bin(image_powers[:, channels:], sampled_bins, surroundings.calm)
+    fill_lap, fill_imm = _per_bin(image_powers, sampled_bins, stack.hole[:, ::step, ::step]).split(channels, dim=2)
     target_imm, fill_imm = target_imm**2, fill_imm**2
-    # A fill within 15-20% of the photo's level by both probes is left alone: more grain on a fill
-    # that already has it only makes it noisier than the truth. Otherwise the fill keeps as much
-    # of its own detail as fits under the target by both probes (the ripples fast marching leaves
-    # are too sharp for how smooth it is) and the photo's grain makes up the rest (the fill and
-    # grain from elsewhere are independent: their powers add).
+    # A fill within LEAVE_ALONE of the photo's level by both probes is left alone: more grain on a
+    # fill that already has it only makes it noisier than the truth. Otherwise the fill keeps as
+    # much of its own detail as fits under the target by both probes (the ripples fast marching
+    # leaves are too sharp for how smooth it is) and the photo's grain makes up the rest (the fill
+    # and grain from elsewhere are independent: their powers add).
     lap_ratio = (fill_lap / target_lap.clamp(min=1e-12)).sqrt()
     imm_ratio = (fill_imm / target_imm.clamp(min=1e-12)).sqrt()
-    within = (lap_ratio >= 0.85) & (lap_ratio <= 1.2) & (imm_ratio >= 0.85) & (imm_ratio <= 1.2)
+    low, high = LEAVE_ALONE
+    within = (lap_ratio >= low) & (lap_ratio <= high) & (imm_ratio >= low) & (imm_ratio <= high)
     # Copied pixels carry the camera's grain already: re-shaping them to the surroundings' levels
-    # followed surroundings cleaner or noisier than what the hole hid (on camera photos
-    # noise-in-band fell from 83% to 62%). Only a fill short of the noise is re-grained.
-    copies_grain = torch.tensor([job.fill_has_grain for job in jobs], device=device)[:, None, None]
-    within = torch.where(copies_grain, imm_ratio >= 0.85, within)
+    # follows surroundings cleaner or noisier than what the hole hid. Only a fill short of the
+    # noise is re-grained.
+    copies_grain = torch.tensor([job.fill_has_grain for job in stack.jobs], device=stack.device)[:, None, None]
+    within = torch.where(copies_grain, imm_ratio >= low, within)
     worst = torch.maximum(lap_ratio, imm_ratio)
     shrink = torch.where(~within & (worst > 1), 1 / worst.clamp(min=1e-12), torch.ones_like(worst))
     missing = ((target_lap - shrink**2 * fill_lap).clamp(min=0), (target_imm - shrink**2 * fill_imm).clamp(min=0))
     # A hole thinner than the mid band (the strokes of a text) takes fine grain only: structure at
     # the scale of the hole, cut from elsewhere, would redraw the letters' outline in its pattern.
-    thin = torch.tensor([float(plan["depth"].max()) < THIN_HOLE for plan in plans], device=device)
+    thin = torch.tensor([float(plan["depth"].max()) < THIN_HOLE for plan in stack.plans], device=stack.device)
     fine_gain, mid_gain = _grain_gains(missing, grain_powers, (target_lap, target_imm), thin)
     fine_gain = torch.where(within, torch.zeros_like(fine_gain), fine_gain)
     mid_gain = torch.where(within, torch.zeros_like(mid_gain), mid_gain)
+    return _Gains(fine_gain, mid_gain, shrink, target_lap, target_imm)
 
-    def per_pixel(table: torch.Tensor) -> torch.Tensor:  # (B, BINS, C) -> (B, C, h, w) over the boxes
-        if _cpu_kernels(device):  # numpy's take, as in quilt_grain
-            return _stacked([torch.from_numpy(np.take(table[b].T.contiguous().numpy(), box_bins[b].numpy(), axis=1))
-                             for b in range(count)], (count, channels, box_height, box_width))
-        return torch.gather(table.transpose(1, 2), 2, box_bins.flatten(1)[:, None].expand(-1, channels, -1)).reshape(
-            count, channels, box_height, box_width)
 
-    fine_grain, mid_grain = grain.split(channels, dim=1)
-    grain_change = fine_grain * per_pixel(fine_gain) + mid_grain * per_pixel(mid_gain)
-    box_pixels = _windows(x, tops, lefts, box_height, box_width)
-    # Feathered over a few pixels inside the hole's edge; zero outside the hole, where nothing changes.
-    weight = np.zeros((count, 1, box_height, box_width), np.float32)
-    for b, (plan, (r, c)) in enumerate(zip(plans, boxes)):
+def _per_pixel(table: torch.Tensor, boxes: _Boxes, device: torch.device) -> torch.Tensor:
+    """(B, BINS, C) -> (B, C, h, w) over the boxes, each pixel its bin's value."""
+    count, channels = table.shape[0], table.shape[2]
+    if _cpu_kernels(device):  # numpy's take, as in quilt_grain
+        return _stacked([torch.from_numpy(np.take(table[b].T.contiguous().numpy(), boxes.bins[b].numpy(), axis=1))
+                         for b in range(count)], (count, channels, boxes.height, boxes.width))
+    return torch.gather(table.transpose(1, 2), 2, boxes.bins.flatten(1)[:, None].expand(-1, channels, -1)).reshape(
+        count, channels, boxes.height, boxes.width)
+
+
+def _feather(stack: _Stack, boxes: _Boxes, feather: float) -> torch.Tensor:
+    """Weights that fade the change in over a few pixels inside the hole's edge; zero outside it."""
+    weight = np.zeros((stack.count, 1, boxes.height, boxes.width), np.float32)
+    for b, (plan, (r, c)) in enumerate(zip(stack.plans, stack.boxes)):
         depth = plan["depth"][r, c]
         weight[b, 0, : depth.shape[0], : depth.shape[1]] = (
             np.clip(depth / feather, 0, 1) if feather > 0 else (depth > 0).astype(np.float32))
-    weight_t = torch.from_numpy(weight).to(device, DTYPE)
+    return torch.from_numpy(weight).to(stack.device, DTYPE)
+
+
+def _compose(stack: _Stack, surroundings: _Surroundings, grain: torch.Tensor, boxes: _Boxes, gains: _Gains,
+             feather: float) -> torch.Tensor:
+    """The boxes' new pixels: the fill, its own detail scaled down where needed, plus the grain."""
+    device, step = stack.device, stack.step
+    fine_grain, mid_grain = grain.split(stack.channels, dim=1)
+    grain_change = fine_grain * _per_pixel(gains.fine, boxes, device) + mid_grain * _per_pixel(gains.mid, boxes, device)
+    box_pixels = boxes.windows(stack.x)
+    weight = _feather(stack, boxes, feather)
+    shrink = gains.shrink
     if not bool((shrink < 1).any()):
-        result = (box_pixels + grain_change * weight_t).round().clamp(0, 255)
-    else:  # the fill's own detail (x - G3), scaled down
-        detail = box_pixels - _windows(base, tops, lefts, box_height, box_width)
-        result = (box_pixels + (grain_change + detail * (per_pixel(shrink) - 1)) * weight_t).round().clamp(0, 255)
-        # Rounding to whole grey levels adds noise of its own where the scaled-down fill is nearly
-        # flat: on a photo whose grain is under half a level, the detail left over toggles between
-        # two levels where the photo's smooth ramps step. So the levels are read again after
-        # rounding, and where they are still over the target the detail is scaled down once more.
-        # (Once: on the clarify benchmark's camera photos a second reading overshot, noise-in-band
-        # 88% → 83%.)
-        laplacian, immerkaer = _probes(result, box_sizes, step)
-        rounded_lap, rounded_imm = _per_bin(torch.cat([laplacian**2, immerkaer.abs()], dim=1), inner_bins,
-                                            inner_hole).split(channels, dim=2)
-        over = torch.maximum((rounded_lap / target_lap.clamp(min=1e-12)).sqrt(),
-                             rounded_imm / target_imm.clamp(min=1e-12).sqrt())
-        shrink = torch.where((shrink < 1) & (over > 1), shrink / over, shrink)
-        result = (box_pixels + (grain_change + detail * (per_pixel(shrink) - 1)) * weight_t).round().clamp(0, 255)
-    result = result.to(torch.uint8).cpu().numpy()
+        return (box_pixels + grain_change * weight).round().clamp(0, 255)
+    detail = box_pixels - boxes.windows(surroundings.base)  # the fill's own detail (x - G3), scaled down
+    result = (box_pixels + (grain_change + detail * (_per_pixel(shrink, boxes, device) - 1)) * weight).round().clamp(0, 255)
+    # Rounding to whole grey levels adds noise of its own where the scaled-down fill is nearly
+    # flat: on a photo whose grain is under half a level, the detail left over toggles between two
+    # levels where the photo's smooth ramps step. So the levels are read again after rounding, and
+    # where they are still over the target the detail is scaled down once more (once: a second
+    # reading overshoots).
+    laplacian, immerkaer = _probes(result, boxes.sizes, step)
+    rounded_lap, rounded_imm = _per_bin(torch.cat([laplacian**2, immerkaer.abs()], dim=1), boxes.bins[:, ::step, ::step],
+                                        boxes.hole[:, ::step, ::step]).split(stack.channels, dim=2)
+    over = torch.maximum((rounded_lap / gains.target_lap.clamp(min=1e-12)).sqrt(),
+                         rounded_imm / gains.target_imm.clamp(min=1e-12).sqrt())
+    shrink = torch.where((shrink < 1) & (over > 1), shrink / over, shrink)
+    return (box_pixels + (grain_change + detail * (_per_pixel(shrink, boxes, device) - 1)) * weight).round().clamp(0, 255)
+
+
+def _regrain_batch(jobs: list[CropJob], plans: list[dict], feather: float, device: torch.device) -> list[np.ndarray]:
+    """Steps 1-5 for crops of one channel count, stride and block side, together."""
+    stack = _upload(jobs, plans, device)
+    bands, surroundings = _bands_and_surroundings(stack)
+    # Drawn on the CPU whatever the device: a GPU picks the same blocks, so its bytes match the CPU's.
+    generators = [torch.Generator().manual_seed(job.seed & 0x7FFFFFFFFFFFFFFF) for job in jobs]
+    grain = quilt_grain(bands, stack.known, stack.sizes, [plan["grid"] for plan in plans], stack.boxes,
+                        plans[0]["block"], generators)
+    boxes = _hole_boxes(stack, surroundings, *grain.shape[2:])
+    gains = _solve_gains(stack, surroundings, grain, boxes)
+    result = _compose(stack, surroundings, grain, boxes, gains, feather).to(torch.uint8).cpu().numpy()
+    grey = jobs[0].crop.ndim == 2
     outputs = []
-    for b, (job, (r, c)) in enumerate(zip(jobs, boxes)):
+    for b, (job, (r, c)) in enumerate(zip(jobs, stack.boxes)):
         out = job.crop.copy()
         new = result[b, :, : r.stop - r.start, : c.stop - c.start]
         out[r, c] = new[0] if grey else new.transpose(1, 2, 0)

@@ -468,15 +468,44 @@ class _Crop:
     levels: int
 
 
-def fill_crops(crops: list[_Crop], params: ExemplarConfig) -> list[torch.Tensor]:
-    """Fill the holes of crops that share a pyramid depth, together; each from its own known pixels.
+@dataclass
+class _Levels:
+    """The crops' pyramids, each level padded into one stack, with each crop's own size there."""
 
-    Returns each crop's colours (C,h,w), filled.
-    """
-    radius = params.patch // 2
-    levels = crops[0].levels
-    colours = crops[0].pixels.shape[0]
-    generators = [c.generator for c in crops]
+    params: ExemplarConfig
+    colours: int
+    levels: int
+    pyramids: list
+    stacks: list[torch.Tensor]
+    holes: list[torch.Tensor]
+    insides: list[torch.Tensor]
+    sizes: list[list]
+    edge_holes: list[list[int]]  # per level, the crops whose hole reaches their bottom or right edge
+
+    def pixels(self, level: int) -> torch.Tensor:
+        """What patches are compared by at `level`: colours, and texture channels where it searches."""
+        params, colours, stack = self.params, self.colours, self.stacks[level]
+        if level < params.plain_levels and level < self.levels or params.texture_weight == 0:
+            return stack[:, :colours]  # no search here: colours are all the votes need
+        window = max(3, (params.patch >> level) | 1)
+        texture = texture_channels(stack[:, colours:], window)
+        if len(self.sizes[level]) > 1:  # beyond a crop its texture repeats its edge, as its colours do
+            height, width = texture.shape[-2:]
+            texture = _pad([texture[k, :, :h, :w] for k, (h, w) in enumerate(self.sizes[level])], height, width, True)
+        return torch.cat([stack[:, :colours], params.texture_weight * texture], 1)
+
+    def repad(self, image: torch.Tensor, level: int) -> torch.Tensor:
+        """Beyond a crop whose hole reaches its bottom or right edge, repeat the edge as it is now
+        filled (a lone crop's patches see the filled edge repeated there)."""
+        for k in self.edge_holes[level]:
+            height, width = self.sizes[level][k]
+            image[k, :, :height, width:] = image[k, :, :height, width - 1 : width]
+            image[k, :, height:] = image[k, :, height - 1 : height]
+        return image
+
+
+def _stack_levels(crops: list[_Crop], params: ExemplarConfig) -> _Levels:
+    levels, colours = crops[0].levels, crops[0].pixels.shape[0]
     # Each crop's pyramid on its own (colours, and the gradient maps the texture channels pool).
     pyramids = []
     for c in crops:
@@ -495,86 +524,87 @@ def fill_crops(crops: list[_Crop], params: ExemplarConfig) -> list[torch.Tensor]
         for k, x in enumerate(planes):
             inside[k, : x.shape[1], : x.shape[2]] = True
         insides.append(inside)
-
-    def level_pixels(level: int) -> torch.Tensor:
-        if level < params.plain_levels and level < levels or params.texture_weight == 0:
-            return stacks[level][:, :colours]  # no search here: colours are all the votes need
-        window = max(3, (params.patch >> level) | 1)
-        texture = texture_channels(stacks[level][:, colours:], window)
-        if len(crops) > 1:  # beyond a crop its texture repeats its edge, as its colours do
-            height, width = texture.shape[-2:]
-            texture = _pad([texture[k, :, :h, :w] for k, (h, w) in enumerate(sizes[level])], height, width, True)
-        return torch.cat([stacks[level][:, :colours], params.texture_weight * texture], 1)
-
-    def repad(image: torch.Tensor, level: int) -> torch.Tensor:
-        """Beyond a crop whose hole reaches its bottom or right edge, repeat the edge as it is now
-        filled (a lone crop's patches see the filled edge repeated there)."""
-        for k in edge_holes[level]:
-            height, width = sizes[level][k]
-            image[k, :, :height, width:] = image[k, :, :height, width - 1 : width]
-            image[k, :, height:] = image[k, :, height - 1 : height]
-        return image
-
-    # The padded crops whose hole reaches their bottom or right edge, per level.
     edge_holes = [[k for k, (height, width) in enumerate(sizes[level])
                    if (height, width) != tuple(holes[level].shape[1:])
                    and bool(pyramids[k][1][level][-1].any() | pyramids[k][1][level][:, -1].any())]
                   for level in range(levels + 1)]
+    return _Levels(params, colours, levels, pyramids, stacks, holes, insides, sizes, edge_holes)
 
-    sy = sx = dist = None
-    for level in range(levels, -1, -1):
-        level_image, level_hole = level_pixels(level), holes[level]
-        field = _Field(level_hole, insides[level], radius)
+
+def _onion_start(stack: _Levels, level: int, level_image: torch.Tensor, field: "_Field", radius: int) -> torch.Tensor:
+    """The coarsest level's first guess, each crop at its own size: the onion peels from its own rim."""
+    current = level_image.clone()
+    level_hole = stack.holes[level]
+    for k, (height, width) in enumerate(stack.sizes[level]):
+        own = (slice(None, height), slice(None, width))
+        current[k, :, :height, :width] = onion_fill(level_image[k][:, own[0], own[1]], level_hole[k][own],
+                                                    field.valid[k][own], radius)
+    return stack.repad(current, level)
+
+
+def _em_level(stack: _Levels, level: int, level_image: torch.Tensor, field: "_Field", current: torch.Tensor,
+              match: tuple, generators) -> tuple[torch.Tensor, tuple]:
+    """Expectation-maximisation at one level: search the nearest-neighbour field, then vote (or,
+    at full resolution, copy). Returns the new pixels and the field `(sy, sx, dist)`."""
+    params, radius = stack.params, stack.params.patch // 2
+    sy, sx, dist = match
+    basis = torch.stack([_patch_basis(level_image[k], field.valid[k], params.patch, params.features, g)
+                         for k, g in enumerate(generators)])
+    source = _descriptors(level_image, basis)
+    if sy is None:
+        # The coarsest level is small: match every target exhaustively, as one matrix product.
+        target = _descriptors_at(current, basis, field.tk, field.ty, field.tx)
+        sy, sx = _exhaustive(target, source, field)
+        dist = torch.zeros(sy.shape, device=sy.device)
+    rounds = params.em_coarse if level == stack.levels else params.em_levels if level > 0 else params.em_fine
+    for em in range(rounds):
+        target = _descriptors_at(current, basis, field.tk, field.ty, field.tx)
+        search = params.search_rounds * (params.first_search if level == stack.levels and em == 0 else 1)
+        sy, sx, dist = _search(field, target, source, sy, sx, search,
+                               params.random_candidates, params.coherence, generators)
+        if level > 0:
+            current = stack.repad(_vote(level_image, field, sy, sx, dist, radius, params.coarse_sharpness), level)
+        else:
+            current = stack.repad(_copy(level_image, field, sy, sx), level)
+    return current, (sy, sx, dist)
+
+
+def fill_crops(crops: list[_Crop], params: ExemplarConfig) -> list[torch.Tensor]:
+    """Fill the holes of crops that share a pyramid depth, together; each from its own known pixels.
+
+    Returns each crop's colours (C,h,w), filled.
+    """
+    radius = params.patch // 2
+    stack = _stack_levels(crops, params)
+    generators = [c.generator for c in crops]
+    sy = sx = dist = previous = coarse = None
+    for level in range(stack.levels, -1, -1):
+        level_image = stack.pixels(level)
+        field = _Field(stack.holes[level], stack.insides[level], radius)
         if sy is None:
-            # Each crop at its own size: the onion peels from the crop's own rim.
-            current = level_image.clone()
-            for k, (height, width) in enumerate(sizes[level]):
-                own = (slice(None, height), slice(None, width))
-                current[k, :, :height, :width] = onion_fill(level_image[k][:, own[0], own[1]], level_hole[k][own],
-                                                            field.valid[k][own], radius)
-            current = repad(current, level)
+            current = _onion_start(stack, level, level_image, field, radius)
         else:
             sy, sx, dist = _upsample_field(previous, field, sy, sx, dist, generators)
             # Uniform weights: the coarse distances do not rank the doubled matches well.
             uniform = torch.zeros_like(dist)
             if level > 0:
-                current = repad(_vote(level_image, field, sy, sx, uniform, radius), level)
+                current = stack.repad(_vote(level_image, field, sy, sx, uniform, radius), level)
             else:
-                current = repad(_copy(level_image, field, sy, sx), level)
-        if level < params.plain_levels and level < levels:
-            previous = field
-            if level == 1:
-                coarse = current[:, :colours]
-            continue  # fine levels inherit the field: the copy happens at full resolution below
-        basis = torch.stack([_patch_basis(level_image[k], field.valid[k], params.patch, params.features, g)
-                             for k, g in enumerate(generators)])
-        source = _descriptors(level_image, basis)
-        if sy is None:
-            # The coarsest level is small: match every target exhaustively, as one matrix product.
-            target = _descriptors_at(current, basis, field.tk, field.ty, field.tx)
-            sy, sx = _exhaustive(target, source, field)
-            dist = torch.zeros(sy.shape, device=sy.device)
-        rounds = params.em_coarse if level == levels else params.em_levels if level > 0 else params.em_fine
-        for em in range(rounds):
-            target = _descriptors_at(current, basis, field.tk, field.ty, field.tx)
-            search = params.search_rounds * (params.first_search if level == levels and em == 0 else 1)
-            sy, sx, dist = _search(field, target, source, sy, sx, search,
-                                   params.random_candidates, params.coherence, generators)
-            if level > 0:
-                current = repad(_vote(level_image, field, sy, sx, dist, radius, params.coarse_sharpness), level)
-            else:
-                current = repad(_copy(level_image, field, sy, sx), level)
+                current = stack.repad(_copy(level_image, field, sy, sx), level)
+        # Fine levels without a search inherit the field: the copy happens at full resolution below.
+        if not (level < params.plain_levels and level < stack.levels):
+            current, (sy, sx, dist) = _em_level(stack, level, level_image, field, current, (sy, sx, dist), generators)
         previous = field
         if level == 1:
-            coarse = current[:, :colours]
-    image = stacks[0][:, :colours]
-    if levels == 0 or params.detail_sigma <= 0:  # a small hole, or no layers: real pixels, voted
+            coarse = current[:, : stack.colours]
+    image = stack.stacks[0][:, : stack.colours]
+    if stack.levels == 0 or params.detail_sigma <= 0:  # a small hole, or no layers: real pixels, voted
         filled = _vote(image, field, sy, sx, dist, params.fine_vote, params.fine_sharpness)
     else:
         # Known at half resolution; beyond a crop, as its edge (where a hole may reach it).
-        height, width = holes[1].shape[-2:]
-        coarse_known = _pad([(~p[1][1]).float()[None] for p in pyramids], height, width, replicate=True)[:, 0] > 0.5
-        filled = recombine(image, holes[0], coarse, coarse_known, field, sy, sx, dist, params.detail_sigma,
+        height, width = stack.holes[1].shape[-2:]
+        coarse_known = _pad([(~p[1][1]).float()[None] for p in stack.pyramids], height, width, replicate=True)[:, 0] > 0.5
+        filled = recombine(image, stack.holes[0], coarse, coarse_known, field, sy, sx, dist, params.detail_sigma,
                            params.fine_vote, params.fine_sharpness)
     return [filled[k, :, : c.hole.shape[0], : c.hole.shape[1]] for k, c in enumerate(crops)]
 
