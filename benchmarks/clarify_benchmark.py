@@ -67,13 +67,13 @@ def camera_cases(per_photo: int, rng) -> list[Case]:
 def ring_ceiling(case: Case, margin: int) -> tuple[float, float]:
     """hf and noise ratios of the truth's calm known pixels in each component's crop (what regrain
     learns from) against the truth in the hole: the score of a perfect copy of the surroundings."""
-    from metrics import luminance
+    from tasks.probes import laplacian, luminance
 
     region = np.zeros_like(case.mask)
     for rows, cols in mask_components(case.mask, margin):
         region[rows, cols] = True
     region &= ~case.mask
-    strength = np.abs(cv2.Laplacian(luminance(case.truth), cv2.CV_32F, ksize=1))
+    strength = np.abs(laplacian(luminance(case.truth)))
     calm = region & (strength <= np.quantile(strength[region], EDGE_QUANTILE))
     return (laplacian_std(case.truth, calm) / laplacian_std(case.truth, case.mask),
             immerkaer_sigma(case.truth, calm) / immerkaer_sigma(case.truth, case.mask))

@@ -14,16 +14,11 @@ import cv2
 import numpy as np
 from skimage.metrics import structural_similarity
 
+from tasks import probes
+from tasks.probes import luminance
+
 # Context kept around the region when filtering, so the filters see real neighbours.
 _PAD = 16
-
-
-def luminance(image: np.ndarray) -> np.ndarray:
-    """ITU-R BT.601 luma Y as float32 (0-255); grey images pass through."""
-    pixels = image.astype(np.float32)
-    if pixels.ndim == 2:
-        return pixels
-    return pixels[..., 0] * 0.299 + pixels[..., 1] * 0.587 + pixels[..., 2] * 0.114
 
 
 def _crop(region: np.ndarray, pad: int = _PAD) -> tuple[slice, slice]:
@@ -36,8 +31,7 @@ def _crop(region: np.ndarray, pad: int = _PAD) -> tuple[slice, slice]:
 def laplacian_std(image: np.ndarray, region: np.ndarray) -> float:
     """Standard deviation of the 4-neighbour Laplacian of Y inside `region`: the fine detail there."""
     window = _crop(region)
-    lap = cv2.Laplacian(luminance(image[window]), cv2.CV_32F, ksize=1, borderType=cv2.BORDER_REFLECT)
-    return float(lap[region[window]].std())
+    return probes.laplacian_std(luminance(image[window]), region[window], cv2.BORDER_REFLECT)
 
 
 def hf_ratio(output: np.ndarray, truth: np.ndarray, region: np.ndarray) -> float:
@@ -45,19 +39,12 @@ def hf_ratio(output: np.ndarray, truth: np.ndarray, region: np.ndarray) -> float
     return laplacian_std(output, region) / max(laplacian_std(truth, region), 1e-6)
 
 
-# J. Immerkaer, "Fast Noise Variance Estimation", Computer Vision and Image Understanding 1996.
-_IMMERKAER = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], dtype=np.float32)
-
-
 def immerkaer_sigma(image: np.ndarray, region: np.ndarray) -> float:
-    """Noise sigma by Immerkaer's estimator, restricted to `region`.
-
-    The mask (difference of two Laplacians) cancels image structure up to second order, so the
-    mean absolute response measures the noise: sigma = sqrt(pi/2) / 6 * mean(|I * N|).
-    """
+    """Noise sigma by Immerkaer's estimator (`tasks.probes`), restricted to `region`."""
     window = _crop(region)
-    response = cv2.filter2D(luminance(image[window]), cv2.CV_32F, _IMMERKAER, borderType=cv2.BORDER_REFLECT)
-    return float(np.sqrt(np.pi / 2) / 6 * np.abs(response[region[window]]).mean())
+    response = probes.immerkaer(luminance(image[window]), cv2.BORDER_REFLECT)
+    # The scale in float64 (Measure's gate keeps its float32 product): the published figures stay.
+    return probes.IMMERKAER_SCALE * float(np.abs(response[region[window]]).mean())
 
 
 def noise_ratio(output: np.ndarray, truth: np.ndarray, region: np.ndarray) -> float:

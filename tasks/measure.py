@@ -32,22 +32,16 @@ import cv2
 import numpy as np
 from scipy import ndimage
 
+from tasks.probes import immerkaer_sigma, laplacian_std, luminance
+
 MIN_PIXELS = 16  # below this a region's statistics are noise, not measurement
 MIN_LINES = 3  # continuity of fewer entering lines is chance, not a measurement
-_IMMERKAER = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float32)
 _EPS = 1e-6
 
 METRIC_COLUMNS = (
     "texture_ratio", "noise_ratio", "seam_score", "structure_continuity", "structure_entries",
     "ghost_score", "privacy_residual",
 )
-
-
-def luminance(image: np.ndarray) -> np.ndarray:
-    if image.ndim == 2:
-        return image.astype(np.float32)
-    r, g, b = (image[..., i].astype(np.float32) for i in range(3))
-    return 0.299 * r + 0.587 * g + 0.114 * b
 
 
 def mask_fraction(mask: np.ndarray) -> float:
@@ -76,15 +70,6 @@ def text_still_detected(final: np.ndarray, mask: np.ndarray, find_text, margin: 
 
 def ring_width(area: int) -> int:
     return int(np.clip(round(0.5 * math.sqrt(area)), 6, 48))
-
-
-def laplacian_std(lum: np.ndarray, region: np.ndarray) -> float:
-    return float(cv2.Laplacian(lum, cv2.CV_32F, ksize=1)[region].std())
-
-
-def immerkaer_sigma(lum: np.ndarray, region: np.ndarray) -> float:
-    response = cv2.filter2D(lum, cv2.CV_32F, _IMMERKAER, borderType=cv2.BORDER_REFLECT)
-    return float(math.sqrt(math.pi / 2) / 6 * np.abs(response[region]).mean())
 
 
 def gradient_magnitude(lum: np.ndarray) -> np.ndarray:

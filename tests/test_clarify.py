@@ -10,7 +10,8 @@ from skimage import data as photos
 from tasks.clarify import Regrain, get_clarifier, regrain_crop
 from tasks.clean import EditContext
 from tasks.config import Config
-from tasks.measure import immerkaer_sigma, measure_edit
+from tasks.measure import measure_edit
+from tasks.probes import immerkaer_sigma
 
 CPU = torch.device("cpu")
 

@@ -6,7 +6,8 @@ import pytest
 from PIL import Image, ImageDraw, ImageFont
 from skimage import data as photos
 
-from tasks.measure import immerkaer_sigma, measure_edit, outside_changed
+from tasks.measure import measure_edit, outside_changed
+from tasks.probes import immerkaer_sigma
 
 
 def ellipse(shape, centre, axes):

@@ -52,6 +52,7 @@ import torch.nn.functional as F
 from tasks.clean import ENGINES
 from tasks.device import pick_device
 from tasks.masks import mask_components
+from tasks.probes import IMMERKAER_KERNEL, LAPLACIAN_KERNEL
 
 BANDS = (1.0, 3.0)  # Gaussian sigmas: fine = image - G(1), mid = G(1) - G(3), base = G(3)
 BINS = 6  # intensity bins of the noise level function
@@ -157,11 +158,10 @@ def _blur(x: torch.Tensor, sigma: float, sizes: list[tuple[int, int]]) -> torch.
     return down
 
 
-# The two probes of the Measure step: the 4-neighbour Laplacian (texture) and Immerkaer's mask (noise).
-# (`_probes` computes them by shifted sums; the kernels stay here as their definition.)
-_LAPLACIAN = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]], dtype=DTYPE)
-_IMMERKAER = torch.tensor([[1.0, -2.0, 1.0], [-2.0, 4.0, -2.0], [1.0, -2.0, 1.0]], dtype=DTYPE)
-_LAPLACIAN_NP, _IMMERKAER_NP = _LAPLACIAN.numpy(), _IMMERKAER.numpy()
+# The two probes of the Measure step (`tasks.probes`): the 4-neighbour Laplacian (texture) and
+# Immerkaer's mask (noise), in float64 for OpenCV on the CPU; `_probes` computes the same by
+# shifted sums elsewhere.
+_LAPLACIAN_NP, _IMMERKAER_NP = (kernel.astype(np.float64) for kernel in (LAPLACIAN_KERNEL, IMMERKAER_KERNEL))
 
 
 def _strided(length: int, step: int) -> int:
