@@ -16,6 +16,8 @@ from typing import Any, Callable
 import fsspec
 import pyarrow as pa
 
+from data_contracts.records import WRITTEN_COLUMNS
+
 REMOVAL_CLASSES = ("object", "text")
 ACTIONS = ("remove", "blur")
 
@@ -66,15 +68,9 @@ COLUMNS: tuple[Column, ...] = (
 )
 CONTRACT_COLUMNS = frozenset(c.name for c in COLUMNS)
 
-ROW_INDEX = "_row"  # position in the input manifest: joins results back to pass-through columns
-# Columns the project writes beside the pass-through ones (records, manifest.parquet,
-# quarantine.parquet): an input column of the same name would be silently shadowed or duplicated.
-RESERVED_COLUMNS = frozenset({
-    ROW_INDEX, "status", "reason", "review_uri", "output_uri", "source_uri", "sha256", "format", "width", "height",
-    "engine", "clarify", "mask_fraction", "outside_changed", "texture_ratio", "noise_ratio", "seam_score",
-    "structure_continuity", "structure_entries", "ghost_score", "text_detected", "privacy_residual", "components",
-    "flags", "content_key", "reused", "clean_seconds", "measure_seconds", "seconds",
-})
+# Columns the release writes beside the pass-through ones: an input column of the same name
+# would be silently shadowed or duplicated.
+RESERVED_COLUMNS = WRITTEN_COLUMNS - CONTRACT_COLUMNS - {"image_id"}
 MAX_ID_LENGTH = 256
 
 

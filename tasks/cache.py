@@ -20,19 +20,11 @@ import logging
 from dataclasses import dataclass
 from importlib import metadata
 
+from data_contracts.records import CONTENT_FIELDS
 from tasks.device import pick_device
 from tasks.uris import RowError, exists, join, read_bytes, replace_atomically
 
 log = logging.getLogger(__name__)
-
-# Record fields that depend on the content alone (not on the row's id, position or timing).
-CONTENT_FIELDS = (
-    "status", "sha256", "format", "width", "height", "action", "removal", "engine", "clarify",
-    "mask_fraction", "outside_changed", "texture_ratio", "noise_ratio", "seam_score",
-    "structure_continuity", "structure_entries", "ghost_score", "text_detected", "privacy_residual", "components",
-    "flags", "clean_seconds", "measure_seconds", "extension",
-)
-
 
 @functools.cache
 def _package_version() -> str:

@@ -38,10 +38,6 @@ MIN_PIXELS = 16  # below this a region's statistics are noise, not measurement
 MIN_LINES = 3  # continuity of fewer entering lines is chance, not a measurement
 _EPS = 1e-6
 
-METRIC_COLUMNS = (
-    "texture_ratio", "noise_ratio", "seam_score", "structure_continuity", "structure_entries",
-    "ghost_score", "privacy_residual",
-)
 
 
 def mask_fraction(mask: np.ndarray) -> float:

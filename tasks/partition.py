@@ -20,6 +20,7 @@ import pyarrow as pa
 import torch
 
 from data_contracts.manifest import row_problem
+from data_contracts.records import RECORD_SCHEMA
 from tasks.clarify import get_clarifier
 from tasks.clean import BLUR, EditContext, composite, get_engine
 from tasks.detect import DETECTORS, get_detector
@@ -32,56 +33,6 @@ from tasks.plan import ROW_INDEX, Job
 from tasks.uris import RowError, TransientStorageError, join, read_bytes, read_parquet, resolve, write_bytes, write_parquet
 
 log = logging.getLogger(__name__)
-
-
-COMPONENT_TYPE = pa.struct(
-    [
-        ("area", pa.int64()),
-        ("ring_width", pa.int32()),
-        ("texture_ratio", pa.float64()),
-        ("noise_ratio", pa.float64()),
-        ("seam_score", pa.float64()),
-        ("structure_entries", pa.int64()),
-        ("structure_continued", pa.int64()),
-        ("ghost_score", pa.float64()),
-        ("privacy_residual", pa.float64()),
-    ]
-)
-RECORD_SCHEMA = pa.schema(
-    [
-        ("image_id", pa.string()),
-        (ROW_INDEX, pa.int64()),
-        ("status", pa.string()),  # "published" | "quarantined"
-        ("reason", pa.string()),
-        ("source_uri", pa.string()),
-        ("output_uri", pa.string()),
-        ("sha256", pa.string()),
-        ("format", pa.string()),
-        ("width", pa.int32()),
-        ("height", pa.int32()),
-        ("action", pa.string()),
-        ("removal", pa.string()),
-        ("engine", pa.string()),
-        ("clarify", pa.string()),
-        ("mask_fraction", pa.float64()),
-        ("outside_changed", pa.int64()),
-        ("texture_ratio", pa.float64()),
-        ("noise_ratio", pa.float64()),
-        ("seam_score", pa.float64()),
-        ("structure_continuity", pa.float64()),
-        ("structure_entries", pa.int64()),
-        ("ghost_score", pa.float64()),
-        ("text_detected", pa.bool_()),
-        ("privacy_residual", pa.float64()),
-        ("components", pa.list_(COMPONENT_TYPE)),
-        ("flags", pa.list_(pa.string())),
-        ("content_key", pa.string()),
-        ("reused", pa.bool_()),
-        ("clean_seconds", pa.float64()),
-        ("measure_seconds", pa.float64()),
-        ("seconds", pa.float64()),
-    ]
-)
 
 
 def seed_for(image_id: str) -> int:

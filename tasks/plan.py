@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from data_contracts.manifest import CONTRACT_COLUMNS, ROW_INDEX, load_manifest
+from data_contracts.manifest import CONTRACT_COLUMNS, load_manifest
+from data_contracts.records import ROW_INDEX
 from tasks.claims import Claim, ReleaseTaken, claim_release, release_claim
 from tasks.config import Config
 from tasks.uris import exists, has_protocol, join, parent_of, remove_tree, write_parquet

@@ -26,24 +26,14 @@ import pyarrow.compute as pc
 from data_contracts.manifest import CONTRACT_COLUMNS, ManifestError, load_manifest
 from tasks.claims import advance_latest
 from tasks.gate import GateFailed, gate_images, gate_release
-from tasks.measure import METRIC_COLUMNS
-from tasks.partition import RECORD_SCHEMA
-from tasks.plan import ROW_INDEX, ReleasePlan
+from data_contracts.records import (METRIC_COLUMNS, PUBLISHED_COLUMNS, QUARANTINE_COLUMNS, RECORD_SCHEMA,
+                                    RELEASE_MEDIANS, ROW_INDEX, TIMING_COLUMNS)
+from tasks.plan import ReleasePlan
 from tasks.report import write_report
 from tasks.uris import join, move, read_parquet, remove_tree, write_bytes, write_parquet
 
-# Everything in these two tables is a function of the inputs, settings and code: a rerun, a
-# resumed run and an incremental run write them byte for byte the same. Timings live apart.
-PUBLISHED_COLUMNS = [
-    "image_id", "output_uri", "source_uri", "sha256", "format", "width", "height", "action", "removal",
-    "engine", "clarify", "mask_fraction", "outside_changed", *METRIC_COLUMNS, "text_detected", "components",
-    "flags", "content_key",
-]
-QUARANTINE_COLUMNS = [
-    "image_id", "source_uri", "reason", "review_uri", "action", "removal", "engine", "mask_fraction",
-    *METRIC_COLUMNS, "text_detected",
-]
-TIMING_COLUMNS = ["image_id", "status", "reused", "clean_seconds", "measure_seconds", "seconds"]
+# manifest.parquet and quarantine.parquet are a function of the inputs, settings and code: a
+# rerun, a resumed run and an incremental run write them byte for byte the same. Timings live apart.
 QUARANTINE_DIR = "quarantine"
 
 
@@ -94,7 +84,7 @@ def _quarantine_failed_edits(rows: list[dict], failures: dict[str, list[str]], r
 
 def _release_frame(rows: list[dict]) -> pd.DataFrame:
     # The release suite's medians are over published rows: a refused smudge must not drag them.
-    ratios = ["texture_ratio", "noise_ratio", "structure_continuity"]
+    ratios = list(RELEASE_MEDIANS)
     frame = pd.DataFrame(rows, columns=["image_id", "status", "outside_changed", *ratios])
     frame.loc[frame["status"] != "published", ratios] = float("nan")
     return frame
@@ -124,14 +114,13 @@ def publish_release(plan: ReleasePlan, records_uris: list[str], timings: dict | 
     for outcome in (*image_outcomes, release_outcome):
         write_bytes(join(release_uri, "validation", f"{outcome.suite}.json"), json.dumps(outcome.result, indent=1, default=str).encode())
 
-    schema = RECORD_SCHEMA.append(pa.field("review_uri", pa.string()))
-    records = pa.Table.from_pylist(rows, schema=schema)
+    records = pa.Table.from_pylist(rows, schema=RECORD_SCHEMA)
     status = records.column("status")
-    published = _with_passthrough(records.filter(pc.equal(status, "published")), PUBLISHED_COLUMNS, manifest)
-    quarantined = _with_passthrough(records.filter(pc.equal(status, "quarantined")), QUARANTINE_COLUMNS, manifest)
+    published = _with_passthrough(records.filter(pc.equal(status, "published")), list(PUBLISHED_COLUMNS), manifest)
+    quarantined = _with_passthrough(records.filter(pc.equal(status, "quarantined")), list(QUARANTINE_COLUMNS), manifest)
     write_parquet(join(release_uri, "manifest.parquet"), published)
     write_parquet(join(release_uri, "quarantine.parquet"), quarantined)
-    write_parquet(join(release_uri, "timings.parquet"), records.select(TIMING_COLUMNS))
+    write_parquet(join(release_uri, "timings.parquet"), records.select(list(TIMING_COLUMNS)))
     reused = sum(1 for r in rows if r.get("reused"))
 
     seconds = records.column("seconds").to_pylist()

@@ -12,6 +12,7 @@ import json
 
 import pandas as pd
 
+from data_contracts.records import RELEASE_MEDIANS
 from tasks.config import Config
 from tasks.gate import gate_images, gate_release
 from tasks.uris import RowError, exists, join, read_bytes, read_parquet
@@ -45,7 +46,7 @@ def validate_release(release_uri: str, config: Config | None = None) -> list[str
             problems.append(f"{image_id}: published but fails {outcome.suite}: {', '.join(labels)}")
         problems += [f"{outcome.suite}: {label}" for label in outcome.failed_expectations]
 
-    ratios = ["texture_ratio", "noise_ratio", "structure_continuity"]
+    ratios = list(RELEASE_MEDIANS)
     rows = pd.concat([
         published.reindex(columns=["image_id", "outside_changed", *ratios]).assign(status="published"),
         quarantined.reindex(columns=["image_id"]).assign(status="quarantined", outside_changed=0),

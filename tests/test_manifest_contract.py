@@ -81,10 +81,21 @@ def test_input_columns_that_collide_with_the_releases_own_are_refused():
         check_table(table(image_id=["a"], image_uri=["a.png"], sha256=["x"], _row=[7]))
 
 
-def test_the_reserved_names_cover_every_column_the_release_writes():
-    from data_contracts.manifest import CONTRACT_COLUMNS, RESERVED_COLUMNS
-    from tasks.partition import RECORD_SCHEMA
-    from tasks.publish import PUBLISHED_COLUMNS, QUARANTINE_COLUMNS, TIMING_COLUMNS
+def test_every_table_of_a_release_is_made_of_record_fields():
+    from dataclasses import fields
 
-    written = {*RECORD_SCHEMA.names, *PUBLISHED_COLUMNS, *QUARANTINE_COLUMNS, *TIMING_COLUMNS}
-    assert written - CONTRACT_COLUMNS - {"image_id"} <= RESERVED_COLUMNS
+    from data_contracts.manifest import CONTRACT_COLUMNS, RESERVED_COLUMNS
+    from data_contracts.records import (COMPONENT_TYPE, CONTENT_FIELDS, METRIC_COLUMNS, PUBLISHED_COLUMNS,
+                                        QUARANTINE_COLUMNS, RECORD_SCHEMA, RELEASE_MEDIANS, TIMING_COLUMNS)
+    from tasks.measure import ComponentMetrics, EditMetrics
+
+    record = set(RECORD_SCHEMA.names)
+    for columns in (PUBLISHED_COLUMNS, QUARANTINE_COLUMNS, TIMING_COLUMNS, METRIC_COLUMNS, RELEASE_MEDIANS):
+        assert set(columns) <= record and len(set(columns)) == len(columns), columns
+    assert set(CONTENT_FIELDS) - {"extension"} <= record
+    # What Measure computes is what the record holds, per image and per component.
+    assert [f.name for f in fields(EditMetrics) if f.name != "components"] == [
+        name for name in RECORD_SCHEMA.names if name in METRIC_COLUMNS]
+    assert [f.name for f in fields(ComponentMetrics)] == [COMPONENT_TYPE.field(i).name for i in range(COMPONENT_TYPE.num_fields)]
+    # Pass-through columns may not take a name the release writes.
+    assert record - CONTRACT_COLUMNS - {"image_id"} <= RESERVED_COLUMNS
