@@ -24,6 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from data_contracts.manifest import CONTRACT_COLUMNS, read_manifest
+from tasks.export import write_training_views
 from tasks.gate import GateFailed, gate_images, gate_release
 from tasks.measure import METRIC_COLUMNS
 from tasks.partition import RECORD_SCHEMA
@@ -175,6 +176,7 @@ def publish_release(plan: ReleasePlan, records_uris: list[str], timings: dict | 
     write_bytes(join(release_uri, "release.json"), json.dumps(summary, indent=2).encode())
     if failures:
         raise GateFailed(release_uri, failures, summary)
+    write_training_views(release_uri, plan.release_id, published, config.output)
     write_bytes(join(release_uri, "_SUCCESS"), f"{dt.datetime.now(dt.timezone.utc).isoformat()}\n".encode())
     replace_atomically(join(plan.output_uri, "LATEST"), f"{plan.release_id}\n".encode())
     remove_tree(plan.job.work_uri)
