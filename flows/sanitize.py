@@ -16,6 +16,7 @@ from prefect.context import get_run_context
 from prefect.futures import as_completed
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from flows.events import emit_release_event
 from flows.progress import RunProgress, publish_artifacts
 from tasks.config import Config
 from tasks.device import pick_device
@@ -99,8 +100,10 @@ def sanitize(
     except GateFailed as failed:
         if failed.summary:
             publish_artifacts(failed.summary)  # the UI shows why nothing was published
+            emit_release_event(failed.summary)
         raise
     publish_artifacts(summary)
+    emit_release_event(summary)  # after LATEST moved: whoever reacts finds the release complete
     counts = summary["counts"]
     print(
         f"published {counts['published']}, quarantined {counts['quarantined']} of {counts['input']} rows "
