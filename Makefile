@@ -12,7 +12,7 @@ install: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml constraints/core.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints/core.txt -e ".[test]"
+	$(BIN)/python -m pip install --quiet -c constraints/core.txt -e ".[test,datasets]"
 	touch $@
 
 # The optional learned enhancer lives in its own virtualenv: spandrel needs torchvision, which

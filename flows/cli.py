@@ -1,8 +1,13 @@
 """`clean-clarify`: the command line, a thin mirror of the flow's parameters.
 
-Exit codes: 0 published (or valid), 1 quality gate failed (nothing published; or, for `validate`,
-the release is not valid), 2 bad input or usage (manifest, config, release id, output path),
-3 anything else (storage, internal error).
+Commands: `run` (sanitize and publish), `validate` (re-check a release), `diff A B` (rows added,
+removed, changed and newly quarantined between two releases; `--json` for tools), `demo`.
+A published release loads with Hugging Face `datasets` or as WebDataset shards; those libraries
+come with the optional `[datasets]` extra (README "Training-ready releases").
+
+Exit codes: 0 published (or valid, or diffed), 1 quality gate failed (nothing published; or, for
+`validate`, the release is not valid), 2 bad input or usage (manifest, config, release id or path,
+output path), 3 anything else (storage, internal error).
 """
 
 from __future__ import annotations
@@ -37,6 +42,12 @@ def _parser() -> argparse.ArgumentParser:
     validate = commands.add_parser("validate", help="re-run the quality suites on a published release")
     validate.add_argument("release", help="a release folder: OUT/releases/<id> (local path or fsspec URL)")
     validate.add_argument("--config", help="YAML config whose gate settings replace the release's own")
+
+    diff = commands.add_parser("diff", help="rows added, removed, changed (sha256) and newly quarantined from "
+                               "release A to release B")
+    diff.add_argument("release_a", help="the older release folder: OUT/releases/<id> (local path or fsspec URL)")
+    diff.add_argument("release_b", help="the newer release folder")
+    diff.add_argument("--json", action="store_true", help="print the diff as JSON instead of a table")
 
     demo = commands.add_parser("demo", help="write a demo manifest from real photos that scikit-image ships")
     demo.add_argument("folder", help="where to write images, masks, truth/ and manifest.parquet")
@@ -101,6 +112,19 @@ def _validate(args: argparse.Namespace) -> int:
     return EXIT_GATE if problems else EXIT_OK
 
 
+def _diff(args: argparse.Namespace) -> int:
+    from tasks.diff import diff_releases, format_diff
+
+    releases = [uri if "://" in uri else os.path.abspath(uri) for uri in (args.release_a, args.release_b)]
+    try:
+        diff = diff_releases(*releases)
+    except (ValueError, OSError) as exc:
+        print(f"clean-clarify: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    print(json.dumps(diff, indent=2) if args.json else format_diff(diff))
+    return EXIT_OK
+
+
 def _demo(args: argparse.Namespace) -> int:
     from tasks.demo import write_demo
 
@@ -112,7 +136,7 @@ def _demo(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)  # exits 2 on bad usage
     try:
-        return {"run": _run, "validate": _validate, "demo": _demo}[args.command](args)
+        return {"run": _run, "validate": _validate, "diff": _diff, "demo": _demo}[args.command](args)
     except Exception as exc:  # noqa: BLE001 - storage and internal errors: 3, never the gate's 1
         traceback.print_exc()
         print(f"clean-clarify: {type(exc).__name__}: {exc}", file=sys.stderr)

@@ -16,6 +16,7 @@ from prefect.context import get_run_context
 from prefect.futures import as_completed
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from flows.events import emit_release_event
 from flows.progress import RunProgress, publish_artifacts
 from tasks.claims import release_claim
 from tasks.config import Config
@@ -87,8 +88,10 @@ def _process_and_publish(plan: ReleasePlan, settings: Config, started: float) ->
     except GateFailed as failed:
         if failed.summary:
             publish_artifacts(failed.summary)  # the UI shows why nothing was published
+            emit_release_event(failed.summary)
         raise
     publish_artifacts(summary)
+    emit_release_event(summary)  # after LATEST moved: whoever reacts finds the release complete
     return summary
 
 

@@ -101,7 +101,7 @@ def release_claim(claim: Claim | None) -> None:
         log.warning("could not give back the claim %s: %s", claim.uri, exc)
 
 
-def _run_order(output_uri: str, release_id: str) -> tuple[str, str]:
+def run_order(output_uri: str, release_id: str) -> tuple[str, str]:
     """When the run of a published release started, for ordering; the oldest possible when unknown."""
     try:
         info = json.loads(read_bytes(join(output_uri, "releases", release_id, "release.json"), what="release.json"))
@@ -110,19 +110,22 @@ def _run_order(output_uri: str, release_id: str) -> tuple[str, str]:
     return (info.get("run_started_at") or info.get("created_at") or "", release_id)
 
 
-def advance_latest(output_uri: str, release_id: str, run_started_at: str) -> bool:
-    """Point `OUT/LATEST` at `release_id` unless it names a release of a later run; True when it
-    now names this release."""
-    uri = join(output_uri, "LATEST")
+def advance_pointer(pointer_uri: str, output_uri: str, release_id: str, run_started_at: str) -> bool:
+    """Point `pointer_uri` (`OUT/LATEST`, `OUT/VALIDATED`, …) at `release_id` of the store at
+    `output_uri` unless it names a release of a later run; True when it now names this release."""
     mine = (run_started_at, release_id)
     for _ in range(_ATTEMPTS):
-        current: Versioned = read_versioned(uri)
+        current: Versioned = read_versioned(pointer_uri)
         named = current.data.decode(errors="replace").strip() if current.data else ""
         if named == release_id:
             return True
-        if named and _run_order(output_uri, named) > mine:
-            log.warning("LATEST stays at %r: its run started after this one (%s)", named, run_started_at)
+        if named and run_order(output_uri, named) > mine:
+            log.warning("%s stays at %r: its run started after this one (%s)", pointer_uri, named, run_started_at)
             return False
-        if replace_if_unchanged(uri, f"{release_id}\n".encode(), current):
+        if replace_if_unchanged(pointer_uri, f"{release_id}\n".encode(), current):
             return True
-    raise StoreContention(f"could not move {uri}: it kept changing")
+    raise StoreContention(f"could not move {pointer_uri}: it kept changing")
+
+
+def advance_latest(output_uri: str, release_id: str, run_started_at: str) -> bool:
+    return advance_pointer(join(output_uri, "LATEST"), output_uri, release_id, run_started_at)

@@ -88,6 +88,15 @@ class InputConfig(_Strict):
 class OutputConfig(_Strict):
     jpeg_quality: int = Field(95, ge=50, le=100)
     webp_quality: int = Field(95, ge=50, le=100)
+    shards: Literal["none", "webdataset"] = Field(
+        "none", description="webdataset: the published rows also as tar shards under webdataset/ (tasks/export.py).")
+    shard_max_rows: int = Field(10_000, ge=1, description="Rows per WebDataset shard at most.")
+    shard_max_bytes: int = Field(256 * 2**20, ge=10240, description="Bytes per WebDataset shard file at most; a row "
+                                 "too large for that gets a shard of its own.")
+
+
+# Settings that only change how published rows are packaged, never a row's pixels or record.
+PACKAGING_FIELDS = {"shards", "shard_max_rows", "shard_max_bytes"}
 
 
 class SuiteOverride(_Strict):
@@ -172,8 +181,8 @@ class Config(_Strict):
     def pixel_digest(self) -> str:
         """A hash of the settings that can change a row's output or record: changing the gate,
         the partition size or the worker count reuses finished work; changing an engine does not."""
-        relevant = self.model_dump(mode="json", exclude={"gate", "partition_size", "workers", "report_worst",
-                                                          "torch_threads", "batch_images", "inputs"})
+        ignored = {"gate", "partition_size", "workers", "report_worst", "torch_threads", "batch_images", "inputs"}
+        relevant = self.model_dump(mode="json", exclude={**dict.fromkeys(ignored, True), "output": PACKAGING_FIELDS})
         return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()
 
 

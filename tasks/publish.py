@@ -25,6 +25,7 @@ import pyarrow.compute as pc
 
 from data_contracts.manifest import CONTRACT_COLUMNS, ManifestError, load_manifest
 from tasks.claims import advance_latest
+from tasks.export import write_training_views
 from tasks.gate import GateFailed, gate_images, gate_release
 from data_contracts.records import (METRIC_COLUMNS, PUBLISHED_COLUMNS, QUARANTINE_COLUMNS, RECORD_SCHEMA,
                                     RELEASE_MEDIANS, ROW_INDEX, TIMING_COLUMNS)
@@ -163,6 +164,7 @@ def publish_release(plan: ReleasePlan, records_uris: list[str], timings: dict | 
     write_bytes(join(release_uri, "release.json"), json.dumps(summary, indent=2).encode())
     if failures:
         raise GateFailed(release_uri, failures, summary)
+    write_training_views(release_uri, plan.release_id, published, config.output)
     write_bytes(join(release_uri, "_SUCCESS"), f"{dt.datetime.now(dt.timezone.utc).isoformat()}\n".encode())
     summary["latest"] = advance_latest(plan.output_uri, plan.release_id, plan.started_at)
     remove_tree(plan.job.work_uri)

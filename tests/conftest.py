@@ -39,6 +39,15 @@ def prefect_harness():
         yield
 
 
+@pytest.fixture
+def prefect_server(tmp_path):
+    """A `prefect server start` of its own on 127.0.0.1; yields (api_url, env for the Prefect CLI)."""
+    from prefect_processes import running_prefect_server
+
+    with running_prefect_server(tmp_path) as api_and_env:
+        yield api_and_env
+
+
 @pytest.fixture(scope="session")
 def demo_manifest(tmp_path_factory) -> str:
     return write_demo(str(tmp_path_factory.mktemp("demo")))

@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from tasks.claims import ReleaseTaken, advance_latest, claim_release, claim_uri, release_claim
+from tasks.claims import ReleaseTaken, advance_latest, advance_pointer, claim_release, claim_uri, release_claim
 
 
 def published(output, release_id: str, run_started_at: str) -> None:
@@ -24,6 +24,15 @@ def test_latest_moves_only_forward(tmp_path):
     # Monday's run was slower and finishes last: LATEST stays at Tuesday.
     assert not advance_latest(str(tmp_path), "monday", "2026-11-30T02:00:00+00:00")
     assert (tmp_path / "LATEST").read_text() == "tuesday\n"
+
+
+def test_any_pointer_moves_only_forward(tmp_path):
+    published(tmp_path, "monday", "2026-11-30T02:00:00+00:00")
+    published(tmp_path, "tuesday", "2026-12-01T02:00:00+00:00")
+    pointer = str(tmp_path / "VALIDATED")
+    assert advance_pointer(pointer, str(tmp_path), "tuesday", "2026-12-01T02:00:00+00:00")
+    assert not advance_pointer(pointer, str(tmp_path), "monday", "2026-11-30T02:00:00+00:00")
+    assert (tmp_path / "VALIDATED").read_text() == "tuesday\n"
 
 
 def test_racing_runs_leave_latest_at_the_newest(tmp_path):
