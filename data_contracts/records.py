@@ -91,5 +91,9 @@ QUARANTINE_COLUMNS = (
 # timings.parquet: what varies from run to run, kept apart so the two tables above are reproducible.
 TIMING_COLUMNS = ("image_id", "status", "reused", "clean_seconds", "measure_seconds", "seconds")
 
+# images/metadata.parquet adds `file_name`, and Hugging Face `datasets` names the decoded file `image`.
+TRAINING_VIEW_COLUMNS = ("file_name", "image")
+
 # Every column a release writes beside the pass-through ones.
-WRITTEN_COLUMNS = frozenset({*RECORD_SCHEMA.names, *PUBLISHED_COLUMNS, *QUARANTINE_COLUMNS, *TIMING_COLUMNS})
+WRITTEN_COLUMNS = frozenset({*RECORD_SCHEMA.names, *PUBLISHED_COLUMNS, *QUARANTINE_COLUMNS, *TIMING_COLUMNS,
+                             *TRAINING_VIEW_COLUMNS})

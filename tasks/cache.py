@@ -66,6 +66,9 @@ def content_key(row: dict, image_bytes: bytes, mask_bytes: bytes | None, config,
     return digest.hexdigest()
 
 
+MASK_SUFFIX = ".mask.png"
+
+
 def _paths(cache_uri: str, key: str) -> tuple[str, str]:
     folder = join(cache_uri, key[:2])
     return join(folder, f"{key}.json"), join(folder, key)
@@ -95,7 +98,18 @@ def lookup(cache_uri: str, key: str) -> CachedRow | None:
     return CachedRow(record, data)
 
 
-def store(cache_uri: str, key: str, record: dict, data: bytes) -> None:
+def store(cache_uri: str, key: str, record: dict, data: bytes, mask_png: bytes | None = None) -> None:
+    """Keep a finished row: its file, the mask it used (for the report), then the marker."""
     marker, stem = _paths(cache_uri, key)
     replace_atomically(stem + record["extension"], data)
+    if mask_png is not None:
+        replace_atomically(stem + MASK_SUFFIX, mask_png)
     replace_atomically(marker, json.dumps({k: record.get(k) for k in CONTENT_FIELDS}).encode())
+
+
+def read_mask_png(cache_uri: str, key: str) -> bytes | None:
+    """The mask a finished row used, as stored with it; None when it was not kept."""
+    try:
+        return read_bytes(_paths(cache_uri, key)[1] + MASK_SUFFIX, what="cached mask")
+    except RowError:
+        return None

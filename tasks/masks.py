@@ -17,6 +17,25 @@ from tasks.images import decode_mask
 from tasks.uris import RowError
 
 
+def mask_png(mask: np.ndarray) -> bytes:
+    """`mask` (HxW bool) as a 1-bit PNG: what the Find step really used, kept for the report."""
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(mask).convert("1").save(buffer, format="PNG", optimize=False)
+    return buffer.getvalue()
+
+
+def mask_from_png(data: bytes) -> np.ndarray:
+    import io
+
+    from PIL import Image
+
+    return np.asarray(Image.open(io.BytesIO(data)).convert("1"), dtype=bool)
+
+
 def box_mask(boxes: Sequence[Sequence[float]], size: tuple[int, int]) -> np.ndarray:
     width, height = size
     mask = np.zeros((height, width), dtype=bool)

@@ -25,7 +25,7 @@ from tasks.clarify import get_clarifier
 from tasks.clean import BLUR, EditContext, composite, get_engine
 from tasks.detect import DETECTORS, get_detector
 from tasks.images import decode_photo, encode_photo
-from tasks.masks import build_mask
+from tasks.masks import build_mask, mask_png
 from tasks.masks_text import VERSION as TEXT_STROKES_VERSION, refine_text_mask
 from tasks.cache import content_key, lookup, runtime_versions, store
 from tasks.measure import mask_fraction, measure_edit, outside_changed, text_still_detected
@@ -305,7 +305,7 @@ def _finish(edit: _Edit, job: Job) -> dict:
                   format=photo.format, width=photo.size[0], height=photo.size[1], extension=photo.extension)
     edit.record.update(result)
     if job.cache_uri:
-        store(job.cache_uri, edit.record["content_key"], edit.record, data)
+        store(job.cache_uri, edit.record["content_key"], edit.record, data, mask_png(mask) if mask.any() else None)
     edit.photo = edit.mask = edit.cleaned = None  # a group holds its photos only until written
     return edit.record
 

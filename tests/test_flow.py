@@ -290,3 +290,23 @@ def test_the_ui_gets_progress_a_summary_table_and_a_report_link(demo_release):
     assert '"published"' in table.data and '"input"' in table.data
     report = [a for a in asyncio.run(artifacts("release-report")) if "demo-1" in a.data]
     assert report and "report/index.html" in report[0].data
+
+
+def test_the_report_outlines_the_mask_the_edit_really_used(demo_release):
+    """A text row's box is cut down to the letters: the kept mask is the strokes, not the box."""
+    from tasks.cache import read_mask_png
+    from tasks.masks import mask_from_png
+
+    manifest_path, output, _ = demo_release
+    root = os.path.dirname(manifest_path)
+    rows = {r["image_id"]: r for r in pq.read_table(manifest_path).to_pylist()}
+    published = pq.read_table(output / "releases" / "demo-1" / "manifest.parquet").to_pylist()
+    text_rows = [r for r in published if r["removal"] == "text" and r["mask_fraction"] > 0]
+    assert text_rows
+    for out in text_rows:
+        kept = mask_from_png(read_mask_png(str(output / ".cache"), out["content_key"]))
+        row = rows[out["image_id"]]
+        given = build_mask(row, (kept.shape[1], kept.shape[0]),
+                           lambda uri: open(os.path.join(root, uri), "rb").read(), 10**8)
+        assert kept.any() and kept.mean() == pytest.approx(out["mask_fraction"])
+        assert kept.sum() < 0.9 * given.sum()  # the strokes, not the box the row gave

@@ -79,6 +79,8 @@ def test_row_level_contract(row, problem):
 def test_input_columns_that_collide_with_the_releases_own_are_refused():
     with pytest.raises(ManifestError, match=r"column\(s\) \['_row', 'sha256'\] collide with columns the release writes"):
         check_table(table(image_id=["a"], image_uri=["a.png"], sha256=["x"], _row=[7]))
+    with pytest.raises(ManifestError, match=r"\['file_name', 'image'\] collide"):  # the datasets view's own
+        check_table(table(image_id=["a"], image_uri=["a.png"], image=["x"], file_name=["y"]))
 
 
 def test_every_table_of_a_release_is_made_of_record_fields():
