@@ -40,11 +40,11 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from clean_benchmark import CACHE, RESULTS, Case, build_cases, mate_photos, paste_objects, run_engine, skimage_photos  # noqa: E402
 from metrics import hf_ratio, laplacian_std, immerkaer_sigma, noise_ratio  # noqa: E402
 
-from tasks.clarify import get_clarifier  # noqa: E402
 from tasks.clarify.regrain import EDGE_QUANTILE  # noqa: E402
-from tasks.clean import EditContext, composite, get_engine  # noqa: E402
+from tasks.clean import EditContext, composite  # noqa: E402
 from tasks.config import Config  # noqa: E402
 from tasks.masks import mask_components  # noqa: E402
+from tasks.registry import get_stage  # noqa: E402
 
 HF_BAND, NOISE_BAND = (0.75, 1.33), (0.8, 1.25)
 SEED = 2026  # the main table's cases
@@ -81,9 +81,10 @@ def ring_ceiling(case: Case, margin: int) -> tuple[float, float]:
 
 def regrain(config, case, filled, engine_name: str) -> tuple[np.ndarray, float]:
     """Re-grain `filled`, which `engine_name` made (the clarifier treats copied grain apart)."""
-    context = EditContext(case.name, "object", "remove", case.seed, config, engine=engine_name)
+    copies_grain = get_stage("clean", engine_name, config).copies_grain
+    context = EditContext(case.name, "object", "remove", case.seed, config, fill_copies_grain=copies_grain)
     started = time.perf_counter()
-    out = get_clarifier("regrain", config)(filled, case.mask, context)
+    out = get_stage("clarify", "regrain", config)(filled, case.mask, context)
     return composite(filled, out, case.mask), time.perf_counter() - started
 
 
@@ -122,7 +123,7 @@ def main(argv=None) -> int:
     for set_name, cases in sets.items():
         scores[(set_name, "ceiling: the surroundings' own grain")] = [ring_ceiling(c, config.regrain.margin) for c in cases]
         for engine_name in ("telea", "exemplar"):
-            engine = get_engine(engine_name, config)
+            engine = get_stage("clean", engine_name, config)
             for case in cases:
                 filled, _ = run_engine(engine, case, config)
                 grained, _ = regrain(config, case, filled, engine_name)
@@ -134,7 +135,7 @@ def main(argv=None) -> int:
                     strips.append((case, filled, grained))
     seconds = []
     for case in frames:
-        filled, _ = run_engine(get_engine("telea", config), case, config)
+        filled, _ = run_engine(get_stage("clean", "telea", config), case, config)
         regrain(config, case, filled, "telea")  # warm the worker-wide instance once
         seconds.append(min(regrain(config, case, filled, "telea")[1] for _ in range(3)))
 

@@ -22,10 +22,12 @@ import numpy as np
 import pandas as pd
 from skimage import data as photos
 
-from tasks.clean import ENGINES, EditContext, composite, get_engine
+from tasks.clean import EditContext, composite
 from tasks.config import Config
 from tasks.gate import load_suite, validate
 from tasks.measure import measure_edit
+from tasks.registry import get_stage
+from tasks.settings import REMOVAL_ENGINES
 
 PHOTOS = ["astronaut", "coffee", "chelsea", "rocket", "brick", "grass", "gravel", "camera", "coins", "hubble_deep_field"]
 
@@ -50,7 +52,7 @@ def holes(shape, count: int, rng: np.random.Generator):
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--engines", default="exemplar,telea", help=f"any of {sorted(ENGINES)} (lama needs weights)")
+    parser.add_argument("--engines", default="exemplar,telea", help=f"any of {sorted(REMOVAL_ENGINES)} (lama needs weights)")
     parser.add_argument("--cases-per-photo", type=int, default=3)
     args = parser.parse_args()
     config = Config()
@@ -64,7 +66,7 @@ def main() -> None:
             fills = {"truth": truth}
             for engine in args.engines.split(","):
                 context = EditContext(f"{name}-{case}", "object", "remove", case, config)
-                fills[engine] = composite(damaged, get_engine(engine, config)(damaged, mask, context), mask)
+                fills[engine] = composite(damaged, get_stage("clean", engine, config)(damaged, mask, context), mask)
             mean = truth[~mask].mean(axis=0)
             fills["flat"] = np.where(select, np.rint(mean).astype(np.uint8), truth)
             fills["seam"] = np.where(select, np.clip(truth.astype(int) + 25, 0, 255), truth).astype(np.uint8)

@@ -1,9 +1,9 @@
 """The CUDA paths, measured on a GPU against the CPU of the same machine.
 
 - exemplar: quality on the clean benchmark's cases (CUDA vs CPU), seconds per 4 MP frame alone
-  and in batches (`fill_many`, images on concurrent streams), same bytes on a rerun and alone vs
+  and in batches (`run_many`, images on concurrent streams), same bytes on a rerun and alone vs
   batched;
-- regrain: seconds per 4 MP frame alone and in batches (`regrain_many`), same bytes on a rerun, alone vs
+- regrain: seconds per 4 MP frame alone and in batches (`run_many`), same bytes on a rerun, alone vs
   batched, difference from the CPU's bytes;
 - lama: a LaMa-contract TorchScript model built here (random weights: the path, not the quality),
   crops batched across images, difference from the CPU;
@@ -49,6 +49,7 @@ from tasks.clean.lama import Lama  # noqa: E402
 from tasks.clean.telea import Telea  # noqa: E402
 from tasks.config import Config  # noqa: E402
 from tasks.masks import mask_components  # noqa: E402
+from tasks.registry import STAGES  # noqa: E402
 
 CPU = Config(device="cpu")
 
@@ -69,7 +70,8 @@ def synced(fn, *args):
 
 
 def context(case, engine: str = "exemplar", config: Config = CPU) -> EditContext:
-    return EditContext(case.name, "object", "remove", case.seed, config, engine=engine)
+    return EditContext(case.name, "object", "remove", case.seed, config,
+                       fill_copies_grain=STAGES["clean", engine].copies_grain)
 
 
 def differ(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> str:
@@ -79,7 +81,7 @@ def differ(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> str:
 
 
 def exemplar_section(quality, frames, lines: list[str]) -> None:
-    gpu, cpu = Exemplar(cuda_config()), Exemplar(CPU)
+    gpu, cpu = Exemplar.from_config(cuda_config()), Exemplar.from_config(CPU)
     rows = {"cpu": [], "cuda": []}
     same_as_cpu = 0
     for case in quality:
@@ -90,8 +92,9 @@ def exemplar_section(quality, frames, lines: list[str]) -> None:
         same_as_cpu += bool(np.array_equal(out_gpu, out_cpu))
     # All cases in one call: crops of every photo filled in batches of exemplar.batch (16).
     batched_config = cuda_config()
-    filled = Exemplar(batched_config).fill_many([(c.damaged, c.mask, context(c, config=batched_config)) for c in quality])
-    rows["cuda, all cases in one fill_many"] = [score(composite(c.damaged, out, c.mask), c.truth, c.mask)
+    batched = Exemplar.from_config(batched_config)
+    filled = batched.run_many([(c.damaged, c.mask, context(c, config=batched_config)) for c in quality])
+    rows["cuda, all cases in one run_many"] = [score(composite(c.damaged, out, c.mask), c.truth, c.mask)
                                                 for c, out in zip(quality, filled)]
     lines += ["## exemplar: quality, CUDA vs CPU of this machine", "",
               "| device | cases | hf<0.5 | hf in [0.75,1.33] | median noise | median struct |", "|---|---|---|---|---|---|"]
@@ -122,16 +125,16 @@ def exemplar_section(quality, frames, lines: list[str]) -> None:
     changes = []
     for batch in (1, 4, 16, 64):
         config = cuda_config(exemplar={"batch": batch})
-        engine = Exemplar(config)
+        engine = Exemplar.from_config(config)
         items = [(c.damaged, c.mask, context(c, config=config)) for c in frames]
         if torch.cuda.is_available():
             torch.cuda.reset_peak_memory_stats()
-        results, seconds = synced(engine.fill_many, items)
+        results, seconds = synced(engine.run_many, items)
         peak = torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else float("nan")
-        again = engine.fill_many(items)
+        again = engine.run_many(items)
         same = all(np.array_equal(a, b) for a, b in zip(results, again))
         changes.append((batch, same, [differ(r, outputs[c.name], c.mask) for r, c in zip(results, frames)][:3]))
-        lines.append(f"| CUDA, fill_many, exemplar.batch={batch} (peak {peak:.2f} GiB) | {len(frames)} | "
+        lines.append(f"| CUDA, run_many, exemplar.batch={batch} (peak {peak:.2f} GiB) | {len(frames)} | "
                      f"{seconds * 4.096 / megapixels:.3f} |")
     lines += ["", f"Same bytes on a rerun, one image at a time: {rerun_same}."]
     for batch, same, diffs in changes:
@@ -141,12 +144,12 @@ def exemplar_section(quality, frames, lines: list[str]) -> None:
 
 def telea_filled(frames) -> list[np.ndarray]:
     """The frames with Telea's fill in their holes: what regrain is measured on."""
-    return [composite(c.damaged, Telea(CPU)(c.damaged, c.mask, context(c, "telea")), c.mask) for c in frames]
+    return [composite(c.damaged, Telea.from_config(CPU)(c.damaged, c.mask, context(c, "telea")), c.mask) for c in frames]
 
 
 def regrain_section(frames, lines: list[str]) -> None:
     """Regrain after telea: one image at a time on CUDA and on the CPU, then all frames in one
-    `regrain_many` at several `regrain.batch` sizes (their crops share batches)."""
+    `run_many` at several `regrain.batch` sizes (their crops share batches)."""
     filled = telea_filled(frames)
 
     def items(config):
@@ -155,7 +158,7 @@ def regrain_section(frames, lines: list[str]) -> None:
     megapixels = sum(c.megapixels for c in frames)
     crops = sum(len(mask_components(c.mask, CPU.regrain.margin)) for c in frames)
     gpu_config = cuda_config()
-    gpu = Regrain(gpu_config)
+    gpu = Regrain.from_config(gpu_config)
     gpu(*items(gpu_config)[0])  # warm-up
     alone, times = [], []
     for item, case in zip(items(gpu_config), frames):
@@ -163,7 +166,7 @@ def regrain_section(frames, lines: list[str]) -> None:
         alone.append(out)
         times.append(seconds * 4.096 / case.megapixels)
     same = all(np.array_equal(gpu(*item), out) for item, out in zip(items(gpu_config)[:3], alone))
-    cpu = Regrain(CPU)
+    cpu = Regrain.from_config(CPU)
     start = time.perf_counter()
     on_cpu = [cpu(*item) for item in items(CPU)]
     cpu_seconds = (time.perf_counter() - start) * 4.096 / megapixels
@@ -176,14 +179,14 @@ def regrain_section(frames, lines: list[str]) -> None:
              f"{'; '.join(differ(a, b, c.mask) for a, b, c in list(zip(alone, on_cpu, frames))[:3])}"]
     for batch in (1, 4, 16, 64):
         config = cuda_config(regrain={"batch": batch})
-        engine = Regrain(config)
-        engine.regrain_many(items(config))  # warm-up: this batch's shapes
+        engine = Regrain.from_config(config)
+        engine.run_many(items(config))  # warm-up: this batch's shapes
         if torch.cuda.is_available():
             torch.cuda.reset_peak_memory_stats()
-        results, seconds = synced(engine.regrain_many, items(config))
+        results, seconds = synced(engine.run_many, items(config))
         peak = torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else float("nan")
-        again = engine.regrain_many(items(config))
-        lines.append(f"| CUDA, regrain_many of {len(frames)} frames, regrain.batch={batch} (peak {peak:.2f} GiB) | "
+        again = engine.run_many(items(config))
+        lines.append(f"| CUDA, run_many of {len(frames)} frames, regrain.batch={batch} (peak {peak:.2f} GiB) | "
                      f"{seconds * 4.096 / megapixels:.3f} |")
         notes.append(f"- batch {batch}: same bytes on a rerun: {all(np.array_equal(a, b) for a, b in zip(results, again))}; "
                      f"vs one image at a time on CUDA: {'; '.join(differ(a, b, c.mask) for a, b, c in list(zip(results, alone, frames))[:3])}; "
@@ -218,10 +221,10 @@ def lama_section(frames, folder: str, lines: list[str]) -> None:
     torch.jit.save(torch.jit.script(ConvLama().eval()), buffer)
     uri, sha = write_weights(folder, "conv-lama.pt", buffer.getvalue())
     settings = {"lama": {"weights_uri": uri, "sha256": sha, "batch": 8}}
-    gpu, cpu = Lama(cuda_config(**settings)), Lama(Config(device="cpu", **settings))
+    gpu, cpu = Lama.from_config(cuda_config(**settings)), Lama.from_config(Config(device="cpu", **settings))
     items = [(c.damaged, c.mask, context(c, "lama", CPU)) for c in frames]
-    gpu.fill_many(items[:1])  # warm-up
-    batched, seconds = synced(gpu.fill_many, items)
+    gpu.run_many(items[:1])  # warm-up
+    batched, seconds = synced(gpu.run_many, items)
     alone = [synced(gpu, *item)[1] for item in items]
     on_cpu = [cpu(*item) for item in items[:2]]
     megapixels = sum(c.megapixels for c in frames)
@@ -245,7 +248,8 @@ def sr_section(frames, folder: str, lines: list[str]) -> None:
     model = Compact(num_in_ch=3, num_out_ch=3, num_feat=64, num_conv=32, upscale=4)
     uri, sha = write_weights(folder, "compact.safetensors", save({k: v.contiguous() for k, v in model.state_dict().items()}))
     settings = {"clarify": "sr", "sr": {"weights_uri": uri, "sha256": sha}}
-    gpu, cpu = LearnedEnhancer(cuda_config(**settings)), LearnedEnhancer(Config(device="cpu", **settings))
+    gpu = LearnedEnhancer.from_config(cuda_config(**settings))
+    cpu = LearnedEnhancer.from_config(Config(device="cpu", **settings))
     case = frames[0]
     gpu(case.damaged, case.mask, context(case))  # warm-up
     times = [synced(gpu, c.damaged, c.mask, context(c))[1] * 4.096 / c.megapixels for c in frames]
@@ -275,20 +279,20 @@ def profile_section(frames, lines: list[str]) -> None:
 
     for batch, chosen in ((1, frames[:1]), (16, frames)):
         config = cuda_config(exemplar={"batch": batch})
-        engine = Exemplar(config)
+        engine = Exemplar.from_config(config)
         items = [(c.damaged, c.mask, context(c, config=config)) for c in chosen]
-        engine.fill_many(items)  # warm-up
+        engine.run_many(items)  # warm-up
         with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
-            _, wall = synced(engine.fill_many, items)
+            _, wall = synced(engine.run_many, items)
         profile_lines(prof, wall, f"exemplar profile (exemplar.batch={batch}, {len(chosen)} frame(s) of 4 MP, under the profiler)", lines)
     filled = telea_filled(frames)
     for batch in (1, 16):
         config = cuda_config(regrain={"batch": batch})
-        engine = Regrain(config)
+        engine = Regrain.from_config(config)
         items = [(image, c.mask, context(c, "telea", config)) for c, image in zip(frames, filled)]
-        engine.regrain_many(items)  # warm-up
+        engine.run_many(items)  # warm-up
         with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
-            _, wall = synced(engine.regrain_many, items)
+            _, wall = synced(engine.run_many, items)
         profile_lines(prof, wall, f"regrain profile (regrain.batch={batch}, {len(frames)} frames of 4 MP, under the profiler)", lines)
 
 

@@ -177,7 +177,7 @@ class Strokes:
     name = "text (ours)"
 
     def __init__(self, config):
-        self.engine, self.config = TextRemover(config), config
+        self.engine, self.config = TextRemover.from_config(config), config
 
     def __call__(self, image, mask):
         return self.engine(image, mask, EditContext("bench", "text", "remove", 0, self.config))
@@ -294,7 +294,7 @@ def main():
     count = args.cases // 3 if args.quick else args.cases
     cases = build_cases(count, rng)
     config = Config(detect={"text": {"scales": scales}})
-    detector, ocr = TextDetector(config), text_reader()
+    detector, ocr = TextDetector.from_config(config), text_reader()
     engines = [BoxTelea()]
     try:
         engines.append(BoxPatchMatch())

@@ -12,18 +12,13 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
-from tasks.clean.exemplar import ExemplarConfig
-from tasks.clean.lama import LamaConfig
-from tasks.clean.text import TextConfig
-from tasks.detect import DetectConfig
 from tasks.device import pick_device
-
-
-class _Strict(BaseModel):
-    # A typo in a YAML key must fail loudly, not silently fall back to a default.
-    model_config = ConfigDict(extra="forbid", frozen=True)
+from tasks.settings import (
+    REMOVAL_ENGINES, BlurConfig, DetectConfig, ExemplarConfig, LamaConfig, RegrainConfig, SrConfig, TeleaConfig,
+    TextConfig, _Strict,
+)
 
 
 class EngineChoice(_Strict):
@@ -31,41 +26,6 @@ class EngineChoice(_Strict):
 
     object: str = "exemplar"
     text: str = "text"
-
-
-class TeleaConfig(_Strict):
-    radius: int = Field(5, ge=1, le=64, description="Telea neighbourhood radius in pixels.")
-    margin: int = Field(16, ge=0, description="Context kept around each mask component's crop.")
-
-
-class BlurConfig(_Strict):
-    """Privacy blur: a mosaic of block means, then a Gaussian to hide the block grid.
-
-    The output depends on the block means alone, so detail finer than a block is destroyed, not
-    hidden: no deconvolution can bring it back.
-    """
-
-    blocks_across: int = Field(6, ge=2, le=64, description="Mosaic blocks across the region's longer side.")
-    min_block: int = Field(8, ge=2, description="Smallest block side in pixels.")
-
-
-class RegrainConfig(_Strict):
-    feather: float = Field(3.0, ge=0, description="Pixels over which the new grain fades in from the mask edge.")
-    margin: int = Field(32, ge=4, description="Known pixels around each mask component that teach the grain.")
-    block: int = Field(32, ge=4, le=256, description="Side of the grain blocks copied from the known pixels.")
-    batch: int = Field(16, ge=1, le=256, description="On CUDA, crops (from all images of a partition batch) "
-                       "re-grained together, their padded stack under 8 M pixels; the CPU takes one at a time.")
-
-
-class SrConfig(_Strict):
-    """The learned enhancer (`clarify: sr`): weights the user provides, loaded with spandrel."""
-
-    weights_uri: str | None = Field(None, description="fsspec URL of a .safetensors (preferred) or .pth state dict.")
-    sha256: str | None = Field(None, description="Expected sha256 of the weights file; a mismatch refuses them.")
-    tile: int = Field(256, ge=16, description="Tile side in pixels (model input).")
-    overlap: int = Field(16, ge=0, description="Overlap between tiles, blended with a linear ramp.")
-    margin: int = Field(32, ge=0, description="Context around each mask component.")
-    feather: float = Field(3.0, ge=0)
 
 
 class InputConfig(_Strict):
@@ -148,11 +108,9 @@ class Config(_Strict):
     @field_validator("engines")
     @classmethod
     def _engines_exist(cls, engines: EngineChoice) -> EngineChoice:
-        from tasks.clean import ENGINES
-
         for removal, name in engines.model_dump().items():
-            if name not in ENGINES:
-                raise ValueError(f"engines.{removal}: unknown engine {name!r}; available: {sorted(ENGINES)}")
+            if name not in REMOVAL_ENGINES:
+                raise ValueError(f"engines.{removal}: unknown engine {name!r}; available: {sorted(REMOVAL_ENGINES)}")
         return engines
 
     @field_validator("steps")

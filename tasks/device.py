@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import functools
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 
 @functools.cache
-def pick_device(setting: str = "auto") -> torch.device:
+def pick_device(setting: str = "auto") -> "torch.device":
+    import torch  # here, not at the top: reading a config (which resolves the device lazily) needs no torch
+
     if setting == "cpu":
         return torch.device("cpu")
     if torch.cuda.is_available():

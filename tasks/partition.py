@@ -21,15 +21,16 @@ import torch
 
 from data_contracts.manifest import row_problem
 from data_contracts.records import RECORD_SCHEMA
-from tasks.clarify import get_clarifier
-from tasks.clean import BLUR, EditContext, composite, get_engine
-from tasks.detect import DETECTORS, get_detector
+from tasks.clean import composite
 from tasks.images import decode_photo, encode_photo
 from tasks.masks import build_mask, mask_png
 from tasks.masks_text import VERSION as TEXT_STROKES_VERSION, refine_text_mask
 from tasks.cache import content_key, lookup, runtime_versions, store
 from tasks.measure import mask_fraction, measure_edit, outside_changed, text_still_detected
 from tasks.plan import ROW_INDEX, Job
+from tasks.registry import STAGES, get_stage, names
+from tasks.settings import BLUR_ENGINE
+from tasks.stages import EditContext
 from tasks.uris import RowError, TransientStorageError, join, read_bytes, read_parquet, resolve, write_bytes, write_parquet
 
 log = logging.getLogger(__name__)
@@ -85,8 +86,8 @@ def edit_rows(rows: list[dict], job: Job) -> list[dict]:
     """Run a group of rows end to end; return their records in order. Never raises for a row's fault.
 
     Each row is read and its mask found on its own; the Clean step then runs once for the whole
-    group per engine, so an engine with `fill_many` (exemplar, lama: on a GPU) fills the crops of many
-    images in one batch. Where the clarifier batches too (regrain on a GPU), every row is cleaned
+    group per engine that `shares_batches` (exemplar on a GPU, lama), whose `run_many` fills the crops
+    of many images in one batch. Where the clarifier batches too (regrain on a GPU), every row is cleaned
     before any is clarified, and Clarify runs once for the group. Measure and Write follow row by
     row. Content already finished by an earlier run (same bytes, same settings, same code) is
     copied from the cache instead of computed: `reused` says which.
@@ -150,11 +151,11 @@ def _find(row: dict, job: Job, record: dict, trace: dict) -> _Edit | dict:
     trace["stage"] = "find"
     mask_bytes = (read_bytes(resolve(row["mask_uri"], job.manifest_root, inputs.allow), what="mask",
                              max_bytes=inputs.max_bytes) if row.get("mask_uri") else None)
-    engine_name = BLUR.name if action == "blur" else getattr(config.engines, removal)
+    engine_name = BLUR_ENGINE if action == "blur" else getattr(config.engines, removal)
     clarify_name = config.clarify if action == "remove" and "clarify" in config.steps else "none"
     key = content_key(row, source_bytes, mask_bytes, config, {
-        "clean": f"{engine_name}:{get_engine(engine_name, config).version}",
-        "clarify": f"{clarify_name}:{get_clarifier(clarify_name, config).version}",
+        "clean": f"{engine_name}:{get_stage('clean', engine_name, config).version}",
+        "clarify": f"{clarify_name}:{get_stage('clarify', clarify_name, config).version}",
         "find": f"text-strokes:{TEXT_STROKES_VERSION}",
     }, runtime_versions(config.device))
     record["content_key"] = key
@@ -179,11 +180,11 @@ def _find_pixels(edit: _Edit, job: Job) -> None:
     mask = build_mask(row, photo.size, lambda uri: edit.mask_bytes, config.max_pixels)
     # A row naming a detector that does not exist is quarantined rather than published with its
     # text or faces still in place.
-    missing = [name for name in (row.get("detect") or []) if name not in DETECTORS]
+    missing = [name for name in (row.get("detect") or []) if ("detect", name) not in STAGES]
     if missing:
-        raise RowError(f"detector(s) {missing} requested but not available; available: {sorted(DETECTORS)}")
+        raise RowError(f"detector(s) {missing} requested but not available; available: {names('detect')}")
     for name in row.get("detect") or []:
-        mask |= get_detector(name, config)(photo.colour)
+        mask |= get_stage("detect", name, config)(photo.colour)
     is_text = (row.get("removal") or "object") == "text" and (row.get("action") or "remove") == "remove"
     if is_text and mask.any():
         # Stroke-accurate: the hole is the letters (and their halo), not the box around them, so
@@ -198,23 +199,24 @@ def _find_pixels(edit: _Edit, job: Job) -> None:
     edit.photo, edit.mask, edit.is_text = photo, mask, is_text
     edit.result = {"flags": [], "engine": "none", "clarify": "none", "mask_fraction": fraction}
     edit.context = EditContext(row["image_id"], row.get("removal") or "object", row.get("action") or "remove",
-                               seed_for(row["image_id"]), config, strokes_refined=is_text, engine=edit.engine_name)
+                               seed_for(row["image_id"]), config, strokes_refined=is_text,
+                               fill_copies_grain=get_stage("clean", edit.engine_name, config).copies_grain)
 
 
 def _clean_together(edits: dict[int, _Edit], job: Job) -> None:
-    """The Clean step for a group of rows: one `fill_many` call per engine that has it (its crops
-    batch across images), else one call per row. A failed batch is redone row by row, so a bad row
-    costs itself, not its neighbours."""
+    """The Clean step for a group of rows: one `run_many` call per engine that shares batches (its
+    crops batch across images), else one call per row. A failed batch is redone row by row, so a
+    bad row costs itself, not its neighbours."""
     by_engine: dict[str, list[_Edit]] = {}
     for edit in edits.values():
         if edit.mask.any():
             by_engine.setdefault(edit.engine_name, []).append(edit)
     for engine_name, group in by_engine.items():
-        engine = get_engine(engine_name, job.config)
-        if len(group) > 1 and hasattr(engine, "fill_many"):
+        engine = get_stage("clean", engine_name, job.config)
+        if len(group) > 1 and engine.shares_batches:
             started = time.perf_counter()
             try:
-                outputs = engine.fill_many([(e.photo.colour, e.mask, e.context) for e in group])
+                outputs = engine.run_many([(e.photo.colour, e.mask, e.context) for e in group])
             except Exception:  # noqa: BLE001 - redone row by row below, where the error gets its row
                 log.warning("batched %s failed; cleaning its %d rows one by one", engine_name, len(group))
             else:
@@ -232,7 +234,7 @@ def _clean(edit: _Edit, job: Job) -> None:
         return
     edit.trace["stage"] = "clean"
     started = time.perf_counter()
-    cleaned = get_engine(edit.engine_name, job.config)(edit.photo.colour, edit.mask, edit.context)
+    cleaned = get_stage("clean", edit.engine_name, job.config)(edit.photo.colour, edit.mask, edit.context)
     edit.cleaned = composite(edit.photo.colour, cleaned, edit.mask)
     edit.result["clean_seconds"] = edit.result.get("clean_seconds", 0.0) + time.perf_counter() - started
 
@@ -244,17 +246,17 @@ def _clarifying(edits: dict[int, _Edit], job: Job) -> dict[str, list[_Edit]]:
         if edit.mask.any() and edit.clarify_name != "none":
             by_clarifier.setdefault(edit.clarify_name, []).append(edit)
     return {name: group for name, group in by_clarifier.items()
-            if len(group) > 1 and getattr(get_clarifier(name, job.config), "shares_batches", False)}
+            if len(group) > 1 and get_stage("clarify", name, job.config).shares_batches}
 
 
 def _clarify_together(edits: dict[int, _Edit], job: Job) -> None:
-    """The Clarify step for a group of cleaned rows: one `regrain_many` call per clarifier that
+    """The Clarify step for a group of cleaned rows: one `run_many` call per clarifier that
     shares batches across images, in place on the rows' own cleaned copies (it writes only once
     every crop is done). A failed call is redone row by row by `_finish`."""
     for name, group in _clarifying(edits, job).items():
         started = time.perf_counter()
         try:
-            get_clarifier(name, job.config).regrain_many([(e.cleaned, e.mask, e.context) for e in group], in_place=True)
+            get_stage("clarify", name, job.config).run_many([(e.cleaned, e.mask, e.context) for e in group], in_place=True)
         except Exception:  # noqa: BLE001 - redone row by row in _finish, where the error gets its row
             log.warning("batched %s failed; clarifying its %d rows one by one", name, len(group))
             continue
@@ -279,7 +281,7 @@ def _finish(edit: _Edit, job: Job) -> dict:
         if edit.clarify_name != "none":
             trace["stage"] = "clarify"
             result["clarify"] = edit.clarify_name
-            clarified = final if edit.clarified else get_clarifier(edit.clarify_name, config)(final, mask, edit.context)
+            clarified = final if edit.clarified else get_stage("clarify", edit.clarify_name, config)(final, mask, edit.context)
             final = composite(photo.colour, clarified, mask)
     # The record's clean_seconds covers Clean and Clarify, as it always has.
     result["clean_seconds"] = (result.get("clean_seconds", 0.0) + result.pop("clarify_seconds", 0.0)
@@ -291,7 +293,7 @@ def _finish(edit: _Edit, job: Job) -> dict:
     result.update(measure_edit(photo.colour, final, mask, row.get("action") or "remove",
                                row.get("removal") or "object").as_record())
     if edit.is_text and mask.any():
-        result["text_detected"] = text_still_detected(final, mask, get_detector("text", config).regions)
+        result["text_detected"] = text_still_detected(final, mask, get_stage("detect", "text", config).regions)
     result["measure_seconds"] = time.perf_counter() - measure_started
 
     trace["stage"] = "write"
@@ -314,10 +316,10 @@ def load_engines(config) -> None:
     """Build every engine and clarifier `config` names, once per worker. A missing or mismatched
     weights file then fails the run at its start, naming the setting, instead of quarantining
     every row one by one."""
-    for name in {config.engines.object, config.engines.text, BLUR.name}:
-        get_engine(name, config)
+    for name in {config.engines.object, config.engines.text, BLUR_ENGINE}:
+        get_stage("clean", name, config)
     if "clarify" in config.steps:
-        get_clarifier(config.clarify, config)
+        get_stage("clarify", config.clarify, config)
 
 
 def process_partition(partition_uri: str, job: Job) -> str:

@@ -1,7 +1,7 @@
-"""One instance of each engine, clarifier and detector per worker process and config.
+"""One instance of each stage (engine, clarifier, detector) per worker process and config.
 
-Models load in `__init__`, so building once per worker (not per row, not per partition) is what
-keeps a partition's cost the cost of its images.
+Models load when a stage is built, so building once per worker (not per row, not per partition)
+is what keeps a partition's cost the cost of its images.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ _lock = threading.Lock()
 
 
 def worker_instance(cls: type, config):
-    """The worker-wide `cls(config)`, built on first use (thread-safe)."""
+    """The worker-wide `cls.from_config(config)`, built on first use (thread-safe)."""
     key = (cls, config.digest())
     with _lock:
         if key not in _instances:
-            _instances[key] = cls(config)
+            _instances[key] = cls.from_config(config)
         return _instances[key]

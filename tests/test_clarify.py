@@ -7,11 +7,14 @@ import torch
 from pydantic import ValidationError
 from skimage import data as photos
 
-from tasks.clarify import Regrain, get_clarifier, regrain_crop
+from tasks.clarify import regrain_crop
+from tasks.clarify.regrain import Regrain
 from tasks.clean import EditContext
 from tasks.config import Config
 from tasks.measure import measure_edit
 from tasks.probes import immerkaer_sigma
+from tasks.registry import STAGES, get_stage
+from tasks.settings import RegrainConfig
 
 CPU = torch.device("cpu")
 
@@ -107,7 +110,8 @@ def _batch_of_photos():
              (astronaut, strokes > 0, "telea"), (chelsea, edge, "telea"), (strip, across, "telea"),
              (photos.rocket(), ellipse(photos.rocket().shape, (300, 200), (45, 30)), "exemplar")]
     config = Config(device="cpu")
-    return [(telea(image, mask), mask, EditContext(f"img{k}", "object", "remove", 10 + k, config, engine=engine))
+    return [(telea(image, mask), mask, EditContext(f"img{k}", "object", "remove", 10 + k, config,
+                                                   fill_copies_grain=STAGES["clean", engine].copies_grain))
             for k, (image, mask, engine) in enumerate(cases)]
 
 
@@ -120,19 +124,18 @@ def test_a_batch_of_crops_gives_each_image_its_own_bytes(monkeypatch):
     from tasks.clarify import regrain
 
     items = _batch_of_photos()
-    alone = [Regrain(Config(device="cpu"))(*item) for item in items]
+    alone = [Regrain(RegrainConfig(), CPU)(*item) for item in items]
     for image, mask, _ in items:
         assert mask.any()
     sizes = []
     batch = regrain._regrain_batch
     monkeypatch.setattr(regrain, "_regrain_batch", lambda jobs, *rest: (sizes.append(len(jobs)), batch(jobs, *rest))[1])
-    together = Regrain(Config(device="cpu"))
-    together.cpu_batch = 8
+    together = Regrain(RegrainConfig(), CPU, cpu_batch=8)
     for kernels in ("cpu", "device"):
         if kernels == "device":
             monkeypatch.setattr(regrain, "_cpu_kernels", lambda device: False)
         sizes.clear()
-        outputs = together.regrain_many(items)
+        outputs = together.run_many(items)
         assert max(sizes) >= 3, sizes  # crops of several images did share a batch
         for (image, mask, _), out, own in zip(items, outputs, alone):
             assert np.array_equal(out[~mask], image[~mask])
@@ -160,15 +163,15 @@ def test_crops_that_teach_nothing_are_left_as_they_are_alone_and_in_a_batch(monk
     mesh_hole[1::2, 1::2] = False  # known pixels on odd rows and columns only: the stride-2 grid sees none
     hole = ellipse(coffee.shape, (300, 200), (50, 40))
     config = Config(device="cpu")
-    items = [(telea(image, mask), mask, EditContext(f"img{k}", "object", "remove", k, config, engine="telea"))
+    items = [(telea(image, mask), mask, EditContext(f"img{k}", "object", "remove", k, config))
              for k, (image, mask) in enumerate([(strip, strip_hole), (mesh, mesh_hole), (coffee, hole)])]
-    clarifier = Regrain(config)
+    clarifier = Regrain.from_config(config)
     alone = [clarifier(*item) for item in items]
     assert np.array_equal(alone[0], items[0][0]) and np.array_equal(alone[1], items[1][0])
     assert not np.array_equal(alone[2], items[2][0])
     monkeypatch.setattr(regrain, "_cpu_kernels", lambda device: False)
-    clarifier.cpu_batch = 8
-    for out, own in zip(clarifier.regrain_many(items), alone):
+    batched = Regrain(config.regrain, CPU, cpu_batch=8)
+    for out, own in zip(batched.run_many(items), alone):
         assert np.array_equal(out, own)
 
 
@@ -204,8 +207,8 @@ def test_fills_that_copy_the_cameras_grain_keep_it():
 
     def clarified(engine):
         config = Config()
-        context = EditContext("gravel", "object", "remove", 1, config, engine=engine)
-        return get_clarifier("regrain", config)(fill, mask, context)
+        context = EditContext("gravel", "object", "remove", 1, config, fill_copies_grain=STAGES["clean", engine].copies_grain)
+        return get_stage("clarify", "regrain", config)(fill, mask, context)
 
     assert np.array_equal(clarified("exemplar"), fill)
     assert np.array_equal(clarified("lama"), fill)
@@ -272,11 +275,11 @@ def test_feathering_leaves_no_seam():
 def test_the_clarifier_is_built_from_the_config_once_per_worker():
     config = Config()
     assert config.clarify == "regrain"
-    assert isinstance(get_clarifier("regrain", config), Regrain)
-    assert get_clarifier("regrain", config) is get_clarifier("regrain", config)
+    assert isinstance(get_stage("clarify", "regrain", config), Regrain)
+    assert get_stage("clarify", "regrain", config) is get_stage("clarify", "regrain", config)
     image = photos.chelsea()
     mask = ellipse(image.shape, (200, 150), (30, 20))
-    out = get_clarifier("regrain", config)(telea(image, mask), mask, EditContext("c", "object", "remove", 5, config))
+    out = get_stage("clarify", "regrain", config)(telea(image, mask), mask, EditContext("c", "object", "remove", 5, config))
     assert out.shape == image.shape and out.dtype == np.uint8
 
 
@@ -290,4 +293,4 @@ def test_sr_needs_weights_and_says_how_to_get_it():
     from tasks.clarify.sr import LearnedEnhancer, WeightsError
 
     with pytest.raises(WeightsError, match="sr.weights_uri"):
-        LearnedEnhancer(Config.model_validate({"clarify": "sr"}))
+        LearnedEnhancer.from_config(Config.model_validate({"clarify": "sr"}))

@@ -2,9 +2,10 @@ import numpy as np
 import pytest
 from skimage import data as photos
 
-from tasks.clean import BLUR, EditContext, composite, get_engine
+from tasks.clean import EditContext, composite
 from tasks.clean.blur import block_mosaic
 from tasks.config import Config
+from tasks.registry import get_stage
 
 
 def context(config, action="remove"):
@@ -23,7 +24,7 @@ def test_telea_fills_the_hole_from_its_surroundings(hole):
     truth = photos.astronaut()
     damaged = truth.copy()
     damaged[hole] = (0, 255, 0)
-    filled = composite(damaged, get_engine("telea", config)(damaged, hole, context(config)), hole)
+    filled = composite(damaged, get_stage("clean", "telea", config)(damaged, hole, context(config)), hole)
     assert (filled[~hole] == damaged[~hole]).all()
     # No trace of the green the hole held, and the fill is close to the photo's own colours.
     assert np.abs(filled[hole].astype(int) - truth[hole]).mean() < 40
@@ -32,14 +33,14 @@ def test_telea_fills_the_hole_from_its_surroundings(hole):
 
 def test_engines_are_built_once_per_worker():
     config = Config()
-    assert get_engine("telea", config) is get_engine("telea", config)
+    assert get_stage("clean", "telea", config) is get_stage("clean", "telea", config)
 
 
 def test_blur_destroys_detail_below_the_block_size(hole):
     """The blurred region is a function of block means only: shuffling pixels inside each block
     (which keeps the means, destroys the content) must give the same output."""
     config = Config()
-    engine = get_engine(BLUR.name, config)
+    engine = get_stage("clean", "blur", config)
     image = photos.astronaut()
     out = engine(image, hole, context(config, "blur"))
     block = max(config.blur.min_block, int(np.ceil(80 / config.blur.blocks_across)))
@@ -59,7 +60,7 @@ def test_blur_leaves_little_of_the_original_high_frequencies(hole):
 
     config = Config()
     image = photos.astronaut()
-    out = composite(image, get_engine(BLUR.name, config)(image, hole, context(config, "blur")), hole)
+    out = composite(image, get_stage("clean", "blur", config)(image, hole, context(config, "blur")), hole)
     inside = np.zeros_like(hole)
     inside[203:257, 303:377] = True  # away from the region's border, where the blur meets the photo
     lap = lambda a: cv2.Laplacian(cv2.cvtColor(a, cv2.COLOR_RGB2GRAY).astype(np.float32), cv2.CV_32F)[inside].std()

@@ -9,8 +9,9 @@ from PIL import Image, ImageDraw, ImageFont
 from skimage import data
 
 from tasks.config import Config
-from tasks.detect import DETECTORS, get_detector
 from tasks.detect.text import TextDetector
+from tasks.registry import STAGES, get_stage, names
+from tasks.settings import DETECTORS, TextDetectConfig
 
 
 def iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -37,13 +38,13 @@ def with_text(photo: np.ndarray, text: str, xy, size: int, fill=(255, 255, 255))
 
 @pytest.fixture(scope="module")
 def text_detector():
-    return get_detector("text", Config())
+    return get_stage("detect", "text", Config())
 
 
 def test_registry_names_the_detectors():
-    assert set(DETECTORS) == {"text", "faces"}
-    for name, cls in DETECTORS.items():
-        assert cls.name == name
+    assert names("detect") == sorted(DETECTORS) == ["faces", "text"]
+    for name in DETECTORS:
+        assert STAGES["detect", name].name == name and STAGES["detect", name].kind == "detect"
 
 
 @pytest.mark.parametrize("photo, text, xy, size, fill", [
@@ -79,7 +80,7 @@ def test_text_detector_handles_grey_photos(text_detector):
 def test_a_pass_at_twice_the_scale_finds_small_text_that_one_pass_misses(text_detector):
     grass = np.repeat(data.grass()[..., None], 3, axis=2)
     image, truth = with_text(grass, "Welcome Home", (200, 300), 16, (20, 20, 20))
-    two_passes = TextDetector(Config(detect={"text": {"scales": [1.0, 2.0]}}))
+    two_passes = TextDetector(TextDetectConfig(scales=(1.0, 2.0)))
 
     one = text_detector.regions(image)
     both = two_passes.regions(image)
@@ -92,7 +93,7 @@ def test_a_pass_at_twice_the_scale_finds_small_text_that_one_pass_misses(text_de
 
 
 def test_face_detector_finds_the_astronauts_face():
-    faces = get_detector("faces", Config())
+    faces = get_stage("detect", "faces", Config())
     mask = faces(data.astronaut())
     face = np.zeros((512, 512), bool)
     face[70:170, 175:270] = True  # Eileen Collins' face, by eye
@@ -107,18 +108,18 @@ def test_detectors_are_built_once_per_config(monkeypatch):
     built = []
     original = TextDetector.__init__
 
-    def counting(self, config=None):
+    def counting(self, *args, **kwargs):
         built.append(1)
-        original(self, config)
+        original(self, *args, **kwargs)
 
     monkeypatch.setattr(TextDetector, "__init__", counting)
     import tasks.workers
 
     monkeypatch.setattr(tasks.workers, "_instances", {})
     config = Config()
-    first = get_detector("text", config)
+    first = get_stage("detect", "text", config)
     image = data.coffee()
     for _ in range(2):
-        assert get_detector("text", config) is first
+        assert get_stage("detect", "text", config) is first
         first(image)
     assert len(built) == 1

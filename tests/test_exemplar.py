@@ -1,12 +1,14 @@
 import cv2
 import numpy as np
 import pytest
+import torch
 from skimage import data as photos
 
 from tasks.clean import EditContext, composite
-from tasks.clean.exemplar import Exemplar, ExemplarConfig
+from tasks.clean.exemplar import Exemplar
 from tasks.clean.telea import Telea
 from tasks.config import Config
+from tasks.settings import ExemplarConfig
 
 
 def context(seed=1):
@@ -19,7 +21,7 @@ def laplacian_std(image, region):
 
 @pytest.fixture(scope="module")
 def engine():
-    return Exemplar(Config())
+    return Exemplar.from_config(Config())
 
 
 def blob(shape, centre, axes):
@@ -35,7 +37,7 @@ def test_textured_fill_keeps_its_detail_where_telea_smudges(engine, name):
     damaged = truth.copy()
     damaged[hole] = 255  # the object to remove
     ours = composite(damaged, engine(damaged, hole, context()), hole)
-    telea = composite(damaged, Telea(Config())(damaged, hole, context()), hole)
+    telea = composite(damaged, Telea()(damaged, hole, context()), hole)
     detail = laplacian_std(truth, hole)
     assert 0.75 <= laplacian_std(ours, hole) / detail <= 1.33
     assert laplacian_std(telea, hole) / detail < 0.5
@@ -101,13 +103,11 @@ def test_a_tiny_hole_and_an_empty_mask(engine):
     assert np.abs(out[hole].astype(int) - image[hole]).mean() < 40
 
 
-def test_config_is_read_from_the_run_config_when_present():
-    class WithExemplar:
-        device = "cpu"
-        exemplar = ExemplarConfig(patch=5)
-
-    assert Exemplar(WithExemplar()).params.patch == 5
-    assert Exemplar(Config()).params == ExemplarConfig()
+def test_the_engine_is_built_from_its_own_config_section():
+    assert Exemplar(ExemplarConfig(patch=5), torch.device("cpu")).params.patch == 5
+    engine = Exemplar.from_config(Config(device="cpu", exemplar={"patch": 5}))
+    assert engine.params.patch == 5 and engine.device.type == "cpu"
+    assert Exemplar.from_config(Config()).params == ExemplarConfig()
 
 
 def test_crops_of_several_images_batched_fill_as_they_do_alone(monkeypatch):
@@ -124,13 +124,13 @@ def test_crops_of_several_images_batched_fill_as_they_do_alone(monkeypatch):
     masks[2][240:, 180:240] = True  # reaches the photo's bottom edge, so the crop's edge too
     items = [(image, mask, EditContext(f"img{k}", "object", "remove", k, Config())) for k, (image, mask) in
              enumerate(zip(images, masks))]
-    alone = Exemplar(Config(device="cpu"))
-    batched = Exemplar(Config(device="cpu"))
-    batched.cpu_batch = 8
+    alone = Exemplar.from_config(Config(device="cpu"))
+    batched = Exemplar(ExemplarConfig(), torch.device("cpu"), cpu_batch=8)
+    assert batched.shares_batches and not alone.shares_batches
     sizes = []
     fill_crops = exemplar.fill_crops
     monkeypatch.setattr(exemplar, "fill_crops", lambda crops, params: (sizes.append(len(crops)), fill_crops(crops, params))[1])
-    together = batched.fill_many(items)
+    together = batched.run_many(items)
     assert max(sizes) >= 3, sizes  # the crops did share a batch
     for (image, mask, ctx), out in zip(items, together):
         own = alone(image, mask, ctx)
@@ -141,9 +141,9 @@ def test_crops_of_several_images_batched_fill_as_they_do_alone(monkeypatch):
 
 
 def test_on_the_cpu_a_batch_of_images_gives_each_its_own_bytes():
-    engine = Exemplar(Config(device="cpu"))
+    engine = Exemplar.from_config(Config(device="cpu"))
     images = [photos.coffee(), photos.camera(), photos.chelsea()]
     items = [(image, blob(image.shape[:2], (200, 150), (40, 28)), context(seed)) for seed, image in enumerate(images)]
-    together = engine.fill_many(items)
+    together = engine.run_many(items)
     for item, out in zip(items, together):
         assert np.array_equal(out, engine(*item))

@@ -9,9 +9,10 @@ import torch
 from skimage import data as photos
 
 from conftest import LENIENT_GATE, save
-from tasks.clean import EditContext, composite, get_engine
+from tasks.clean import EditContext, composite
 from tasks.clean.lama import Lama
 from tasks.config import Config
+from tasks.registry import get_stage
 from tasks.weights import WeightsError
 
 
@@ -74,7 +75,7 @@ def test_fills_the_hole_with_the_model_and_keeps_the_outside(weights):
     config = lama_config(*weights, margin=40)
     image = odd_photo()
     hole = ellipse_hole(image.shape)
-    out = composite(image, Lama(config)(image, hole, context(config)), hole)
+    out = composite(image, Lama.from_config(config)(image, hole, context(config)), hole)
     assert out.shape == image.shape and out.dtype == np.uint8
     assert (out[~hole] == image[~hole]).all()
     # The tiny model paints the crop's known mean colour, shaded by at most ±10% (25.5 levels).
@@ -88,7 +89,7 @@ def test_fills_the_hole_with_the_model_and_keeps_the_outside(weights):
 
 def test_the_object_inside_the_hole_never_reaches_the_model(weights):
     config = lama_config(*weights)
-    engine = Lama(config)
+    engine = Lama.from_config(config)
     image = odd_photo()
     hole = ellipse_hole(image.shape)
     painted = image.copy()
@@ -98,27 +99,27 @@ def test_the_object_inside_the_hole_never_reaches_the_model(weights):
 
 def test_same_input_gives_the_same_bytes(weights):
     config = lama_config(*weights)
-    engine = Lama(config)
+    engine = Lama.from_config(config)
     image = odd_photo()
     hole = ellipse_hole(image.shape) | ellipse_hole(image.shape, centre=(60, 250), axes=(12, 20))
     first, second = engine(image, hole, context(config)), engine(image, hole, context(config))
     assert first.tobytes() == second.tobytes()
-    assert first.tobytes() == Lama(config)(image, hole, context(config)).tobytes()
+    assert first.tobytes() == Lama.from_config(config)(image, hole, context(config)).tobytes()
 
 
 def test_grey_images_are_filled_as_grey(weights):
     config = lama_config(*weights)
     image = photos.camera()[50:351, 60:317]  # 301x257
     hole = ellipse_hole(image.shape)
-    out = composite(image, Lama(config)(image, hole, context(config)), hole)
+    out = composite(image, Lama.from_config(config)(image, hole, context(config)), hole)
     assert out.shape == image.shape and out.dtype == np.uint8
     assert (out[~hole] == image[~hole]).all()
     assert np.abs(out[hole].astype(int) - image[hole]).mean() > 5
 
 
-def test_fill_many_batches_across_images_and_gives_each_image_its_own_bytes(weights):
+def test_run_many_batches_across_images_and_gives_each_image_its_own_bytes(weights):
     config = lama_config(*weights, margin=32)
-    engine = Lama(config)
+    engine = Lama.from_config(config)
     astronaut, cat = odd_photo(), photos.chelsea()[:301, :257]
     hole = ellipse_hole(astronaut.shape)
     alone = [engine(image, hole, context(config)) for image in (astronaut, cat)]
@@ -126,7 +127,7 @@ def test_fill_many_batches_across_images_and_gives_each_image_its_own_bytes(weig
     batch_sizes = []
     model = engine.model
     engine.model = lambda image, mask: (batch_sizes.append(image.shape[0]), model(image, mask))[1]
-    together = engine.fill_many([(astronaut, hole, context(config)), (cat, hole, context(config))])
+    together = engine.run_many([(astronaut, hole, context(config)), (cat, hole, context(config))])
     assert batch_sizes == [2]  # one call for both images' crops
     assert [a.tobytes() for a in alone] == [t.tobytes() for t in together]
 
@@ -134,7 +135,7 @@ def test_fill_many_batches_across_images_and_gives_each_image_its_own_bytes(weig
 def test_a_wrong_hash_is_refused_naming_both_digests(weights):
     uri, sha = weights
     with pytest.raises(WeightsError) as refused:
-        Lama(lama_config(uri, "0" * 64))
+        Lama.from_config(lama_config(uri, "0" * 64))
     assert uri in str(refused.value) and sha in str(refused.value) and "0" * 64 in str(refused.value)
 
 
@@ -145,14 +146,14 @@ def test_an_md5_in_place_of_the_sha256_is_refused_by_the_config():
 
 def test_missing_weights_say_which_key_to_set():
     with pytest.raises(WeightsError, match="lama.weights_uri"):
-        Lama(Config.model_validate({"engines": {"object": "lama"}}))
+        Lama.from_config(Config.model_validate({"engines": {"object": "lama"}}))
 
 
 def test_a_file_that_is_not_torchscript_is_refused(tmp_path):
     path = tmp_path / "state_dict.pt"
     torch.save(TinyLama().state_dict(), path)
     with pytest.raises(WeightsError, match="not a TorchScript module"):
-        Lama(lama_config(str(path), None))
+        Lama.from_config(lama_config(str(path), None))
 
 
 def test_weights_load_from_any_fsspec_url(model_bytes, tmp_path):
@@ -160,7 +161,7 @@ def test_weights_load_from_any_fsspec_url(model_bytes, tmp_path):
     path = f"/lama-test/{tmp_path.name}/big-lama.pt"
     memory.pipe_file(path, model_bytes)
     try:
-        engine = Lama(lama_config(f"memory://{path}", hashlib.sha256(model_bytes).hexdigest()))
+        engine = Lama.from_config(lama_config(f"memory://{path}", hashlib.sha256(model_bytes).hexdigest()))
     finally:
         memory.rm(path)
     assert engine.version == f"1:{hashlib.sha256(model_bytes).hexdigest()}"
@@ -171,7 +172,7 @@ def test_the_model_loads_once_per_worker(weights, monkeypatch):
     load = torch.jit.load
     monkeypatch.setattr(torch.jit, "load", lambda *args, **kwargs: (loads.append(1), load(*args, **kwargs))[1])
     config = lama_config(*weights)
-    assert get_engine("lama", config) is get_engine("lama", config)
+    assert get_stage("clean", "lama", config) is get_stage("clean", "lama", config)
     assert len(loads) == 1
 
 
@@ -218,7 +219,7 @@ def _rows(tmp_path, count=3):
 
 
 def test_a_partition_fills_the_crops_of_its_images_in_one_batch(weights, make_job, tmp_path, monkeypatch):
-    """batch_images rows are cleaned together: one fill_many call for three images (the row that
+    """batch_images rows are cleaned together: one run_many call for three images (the row that
     cannot be read is quarantined, the others go on), same bytes as one image at a time."""
     import pyarrow.parquet as pq
 
@@ -227,8 +228,9 @@ def test_a_partition_fills_the_crops_of_its_images_in_one_batch(weights, make_jo
     uri, sha = weights
     partition = _partition(tmp_path, _rows(tmp_path))
     batches = []
-    fill_many = Lama.fill_many
-    monkeypatch.setattr(Lama, "fill_many", lambda self, items: (batches.append(len(items)), fill_many(self, items))[1])
+    run_many = Lama.run_many
+    monkeypatch.setattr(Lama, "run_many",
+                        lambda self, items, **kwargs: (batches.append(len(items)), run_many(self, items, **kwargs))[1])
 
     def run(batch_images):
         job = make_job(engines={"object": "lama"}, lama={"weights_uri": uri, "sha256": sha}, batch_images=batch_images,
@@ -253,14 +255,14 @@ def test_a_failed_batch_is_redone_row_by_row(weights, make_job, tmp_path, monkey
 
     uri, sha = weights
     partition = _partition(tmp_path, _rows(tmp_path, count=2))
-    fill_many = Lama.fill_many
+    run_many = Lama.run_many
 
-    def fails_on_batches(self, items):
+    def fails_on_batches(self, items, **kwargs):
         if len(items) > 1:
             raise RuntimeError("CUDA out of memory")
-        return fill_many(self, items)
+        return run_many(self, items, **kwargs)
 
-    monkeypatch.setattr(Lama, "fill_many", fails_on_batches)
+    monkeypatch.setattr(Lama, "run_many", fails_on_batches)
     job = make_job(engines={"object": "lama"}, lama={"weights_uri": uri, "sha256": sha}, **LENIENT_GATE)
     records = pq.read_table(process_partition(partition, job)).to_pylist()
     assert [r["status"] for r in records] == ["published", "published", "quarantined"]

@@ -72,14 +72,15 @@ def test_ghost_of_removed_text():
 
 
 def test_privacy_residual_tells_a_mosaic_from_a_light_blur():
-    from tasks.clean import BLUR, EditContext, composite, get_engine
+    from tasks.clean import EditContext, composite
     from tasks.config import Config
+    from tasks.registry import get_stage
 
     config = Config()
     face = photos.astronaut()
     mask = np.zeros(face.shape[:2], bool)
     mask[40:200, 170:290] = True
-    mosaic = composite(face, get_engine(BLUR.name, config)(face, mask, EditContext("a", "object", "blur", 0, config)), mask)
+    mosaic = composite(face, get_stage("clean", "blur", config)(face, mask, EditContext("a", "object", "blur", 0, config)), mask)
     light = np.where(mask[..., None], cv2.GaussianBlur(face, (0, 0), 1.0), face)
     assert measure_edit(face, mosaic, mask, action="blur").privacy_residual < 0.05
     assert measure_edit(face, light, mask, action="blur").privacy_residual > 0.2

@@ -157,7 +157,7 @@ def _photo_rows(tmp_path, names):
 
 def test_the_rows_of_a_group_are_clarified_together(make_job, tmp_path, monkeypatch):
     """Where the clarifier shares batches across images (regrain on CUDA; here on the CPU with a
-    batch of 8), a group's rows are all cleaned, then clarified in one `regrain_many` call, with
+    batch of 8), a group's rows are all cleaned, then clarified in one `run_many` call, with
     the bytes each row gets alone; the unreadable row is quarantined and the others go on. Where
     it does not (the CPU by default), each row is cleaned and clarified in turn."""
     import pyarrow.parquet as pq
@@ -166,9 +166,9 @@ def test_the_rows_of_a_group_are_clarified_together(make_job, tmp_path, monkeypa
 
     partition = _photo_rows(tmp_path, ["astronaut", "coffee", "chelsea"])
     calls = []
-    regrain_many = Regrain.regrain_many
-    monkeypatch.setattr(Regrain, "regrain_many",
-                        lambda self, items, **kwargs: (calls.append(len(items)), regrain_many(self, items, **kwargs))[1])
+    run_many = Regrain.run_many
+    monkeypatch.setattr(Regrain, "run_many",
+                        lambda self, items, **kwargs: (calls.append(len(items)), run_many(self, items, **kwargs))[1])
 
     def run(batch_images, cpu_batch):
         monkeypatch.setattr(Regrain, "cpu_batch", cpu_batch)
@@ -192,14 +192,14 @@ def test_a_failed_clarify_batch_is_redone_row_by_row(make_job, tmp_path, monkeyp
     from tasks.clarify.regrain import Regrain
 
     partition = _photo_rows(tmp_path, ["astronaut", "coffee"])
-    regrain_many = Regrain.regrain_many
+    run_many = Regrain.run_many
 
     def fails_on_batches(self, items, **kwargs):
         if len(items) > 1:
             raise RuntimeError("CUDA out of memory")
-        return regrain_many(self, items, **kwargs)
+        return run_many(self, items, **kwargs)
 
-    monkeypatch.setattr(Regrain, "regrain_many", fails_on_batches)
+    monkeypatch.setattr(Regrain, "run_many", fails_on_batches)
     monkeypatch.setattr(Regrain, "cpu_batch", 8)
     records = pq.read_table(process_partition(partition, make_job(batch_images=8))).to_pylist()
     assert [r["status"] for r in records] == ["published", "published", "quarantined"]

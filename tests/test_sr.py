@@ -54,11 +54,11 @@ def hole(shape):
 
 @pytest.mark.parametrize("scale", [1, 2, 4])
 def test_enhancer_runs_at_scale_one_and_only_inside_the_mask(weights, scale):
-    from tasks.clarify import get_clarifier
+    from tasks.registry import get_stage
 
     uri, sha = weights(scale)
     config = enhancer_config(uri, sha, tile=64, overlap=8)
-    enhancer = get_clarifier("sr", config)
+    enhancer = get_stage("clarify", "sr", config)
     assert enhancer.scale == scale
     image = photos.coffee()
     mask = hole(image.shape)
@@ -72,8 +72,8 @@ def test_tiles_blend_into_the_same_result_as_one_pass(weights):
     from tasks.clarify.sr import LearnedEnhancer
 
     uri, sha = weights(2)
-    whole = LearnedEnhancer(enhancer_config(uri, sha, tile=1024))
-    tiled = LearnedEnhancer(enhancer_config(uri, sha, tile=48, overlap=12))
+    whole = LearnedEnhancer.from_config(enhancer_config(uri, sha, tile=1024))
+    tiled = LearnedEnhancer.from_config(enhancer_config(uri, sha, tile=48, overlap=12))
     crop = photos.chelsea()[100:220, 150:330]
     a, b = whole.enhance(crop), tiled.enhance(crop)
     # A 2-conv network sees 5x5 pixels: away from tile borders the results agree, and the ramp
@@ -85,7 +85,7 @@ def test_pth_loads_through_weights_only(weights):
     from tasks.clarify.sr import LearnedEnhancer
 
     uri, sha = weights(2, suffix=".pth")
-    assert LearnedEnhancer(enhancer_config(uri, sha)).scale == 2
+    assert LearnedEnhancer.from_config(enhancer_config(uri, sha)).scale == 2
 
 
 def test_pickled_code_is_refused(tmp_path):
@@ -108,7 +108,7 @@ def test_wrong_hash_is_refused(weights):
 
     uri, _ = weights(2)
     with pytest.raises(WeightsError, match="sha256 is"):
-        LearnedEnhancer(enhancer_config(uri, "0" * 64))
+        LearnedEnhancer.from_config(enhancer_config(uri, "0" * 64))
 
 
 def test_sr_in_the_pipeline(weights, make_job, tmp_path):

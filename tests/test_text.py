@@ -144,7 +144,7 @@ def test_text_engine_leaves_nothing_readable_and_only_touches_strokes(ocr, name,
     drawn, box = draw_text(truth, text, xy, size, style)
     region = padded_box(box, 6, truth.shape)
     config = Config()
-    engine = TextRemover(config)
+    engine = TextRemover(config.text)
     strokes = engine.strokes(drawn, region)
 
     out = engine(drawn, region, EditContext("t", "text", "remove", 0, config))

@@ -49,10 +49,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from tasks.clean import ENGINES
 from tasks.device import pick_device
 from tasks.masks import mask_components
 from tasks.probes import IMMERKAER_KERNEL, LAPLACIAN_KERNEL
+from tasks.settings import RegrainConfig
+from tasks.stages import EditContext, EditStage
 
 BANDS = (1.0, 3.0)  # Gaussian sigmas: fine = image - G(1), mid = G(1) - G(3), base = G(3)
 BINS = 6  # intensity bins of the noise level function
@@ -674,36 +675,44 @@ def _regrain_batch(jobs: list[CropJob], plans: list[dict], feather: float, devic
     return outputs
 
 
-class Regrain:
+class Regrain(EditStage):
+    kind = "clarify"
     name = "regrain"
     version = "5"  # bump when the output bytes change: finished work is keyed by it
-    cpu_batch = 1  # crops re-grained together on the CPU (tests raise it to run CUDA's batching there)
+    cpu_batch = 1  # when the constructor is given none (a test raises it here for a whole partition)
 
-    def __init__(self, config):
-        self.feather = config.regrain.feather
-        self.margin = config.regrain.margin
-        self.block = config.regrain.block
-        self.batch = config.regrain.batch
-        self.device = pick_device(config.device)
+    def __init__(self, settings: RegrainConfig, device: torch.device, cpu_batch: int | None = None):
+        """`cpu_batch`: crops re-grained together on the CPU (1: each alone; more runs CUDA's batching there)."""
+        self.feather = settings.feather
+        self.margin = settings.margin
+        self.block = settings.block
+        self.batch = settings.batch
+        self.device = device
+        if cpu_batch is not None:  # else the class's, read at each call
+            self.cpu_batch = cpu_batch
+
+    @classmethod
+    def from_config(cls, config) -> "Regrain":
+        return cls(config.regrain, pick_device(config.device))
 
     @property
     def shares_batches(self) -> bool:
         """Whether crops of several images go through one batch (CUDA): only then is it worth
-        holding a partition group's cleaned photos together for `regrain_many`."""
+        holding a partition group's cleaned photos together for `run_many`."""
         return self.device.type == "cuda" or self.cpu_batch > 1
 
-    def __call__(self, image: np.ndarray, mask: np.ndarray, context) -> np.ndarray:
-        return self.regrain_many([(image, mask, context)])[0]
+    def __call__(self, image: np.ndarray, mask: np.ndarray, context: EditContext) -> np.ndarray:
+        return self.run_many([(image, mask, context)])[0]
 
-    def regrain_many(self, items: list[tuple[np.ndarray, np.ndarray, object]], in_place: bool = False) -> list[np.ndarray]:
+    def run_many(self, items: list[tuple[np.ndarray, np.ndarray, EditContext]], in_place: bool = False) -> list[np.ndarray]:
         """`__call__` over several `(image, mask, context)` of one partition: on CUDA their crops
         share batches of `regrain.batch`. `in_place`: write into the given images (the caller's own
         copies) rather than new ones; nothing is written until every crop is done, so a call that
         fails leaves them as they were."""
         jobs, places = [], []
         for index, (image, mask, context) in enumerate(items):
-            # Engines whose fill carries grain of its own (copied or generated pixels) say so.
-            fill_has_grain = bool(getattr(ENGINES.get(context.engine), "copies_grain", False))
+            # A Clean stage whose fill carries grain of its own (copied or generated pixels) says so.
+            fill_has_grain = context.fill_copies_grain
             for number, (rows, cols) in enumerate(mask_components(mask, self.margin)):
                 jobs.append(CropJob(image[rows, cols], mask[rows, cols], context.seed + number, fill_has_grain))
                 places.append((index, rows, cols))

@@ -21,6 +21,8 @@ import torch.nn.functional as F
 
 from tasks.device import pick_device
 from tasks.masks import feather_weight, mask_components
+from tasks.settings import SrConfig
+from tasks.stages import EditContext, EditStage
 from tasks.weights import WeightsError, read_verified
 
 
@@ -75,12 +77,12 @@ def tiled_forward(model, x: torch.Tensor, scale: int, tile: int, overlap: int) -
     return out / weight.clamp(min=1e-6)
 
 
-class LearnedEnhancer:
+class LearnedEnhancer(EditStage):
+    kind = "clarify"
     name = "sr"
-    version = "1"
+    version = "1"  # bump when the output bytes change: finished work is keyed by it (and the weights' digest)
 
-    def __init__(self, config):
-        settings = config.sr
+    def __init__(self, settings: SrConfig, device: torch.device):
         if not settings.weights_uri:
             raise WeightsError("clarify: sr needs sr.weights_uri (a spandrel-loadable model file) in the config")
         try:
@@ -88,7 +90,7 @@ class LearnedEnhancer:
         except ImportError as exc:
             raise WeightsError("clarify: sr needs the optional extra: pip install 'clean-clarify[sr]'") from exc
         self.settings = settings
-        self.device = pick_device(config.device)
+        self.device = device
         state, digest = load_state_dict(settings.weights_uri, settings.sha256, with_digest=True)
         # Finished work is keyed by the weights' bytes too, even when the config names no sha256.
         self.version = f"1:{digest}"
@@ -97,6 +99,10 @@ class LearnedEnhancer:
         self.model = descriptor
         self.scale = int(descriptor.scale)
         self.channels = int(descriptor.input_channels)
+
+    @classmethod
+    def from_config(cls, config) -> "LearnedEnhancer":
+        return cls(config.sr, pick_device(config.device))
 
     def enhance(self, crop: np.ndarray) -> np.ndarray:
         """The model's output for a uint8 crop, back at the crop's own size, as float32 0..255."""
@@ -110,7 +116,7 @@ class LearnedEnhancer:
         y = y[0].clamp(0, 1).mul(255).permute(1, 2, 0).cpu().numpy()
         return y.mean(axis=2) if grey else y
 
-    def __call__(self, image: np.ndarray, mask: np.ndarray, context) -> np.ndarray:
+    def __call__(self, image: np.ndarray, mask: np.ndarray, context: EditContext) -> np.ndarray:
         out = image.copy()
         for rows, cols in mask_components(mask, self.settings.margin):
             crop = image[rows, cols]

@@ -1,65 +1,29 @@
-"""Clean: the engines that change pixels inside the mask, behind one small contract.
+"""Clean: the engines that change pixels inside the mask, each a stage of kind "clean".
 
-An engine is a class with a `name` and `__call__(image, mask, context) -> image`:
+Every engine keeps the one contract of `tasks/stages.py` (the clarifiers and detectors keep it too):
+a `name` and a `version`, `copies_grain` when its fill carries grain of its own (exemplar, lama),
+`__call__(image, mask, context) -> image`, `run_many` over several images of a partition (a loop
+by default; exemplar and lama batch their crops across images, and say so by `shares_batches`),
+and `from_config(config)`, which builds it from its own config section. `tasks.registry.STAGES`
+lists them all, the privacy action's `blur` included; `get_stage` builds each once per worker
+process (models load once).
 
 - `image`: HxWx3 (RGB) or HxW (grey) uint8, upright, full resolution;
 - `mask`: HxW bool, True = edit;
 - returns an array of the same shape and dtype.
 
 Engines may change pixels outside the mask (a crop-based method often does); the caller
-composites the result inside the mask only, so the outside stays bit-identical whatever an engine
-does. Instances are built once per worker process by `get_engine` (models load once).
+composites the result inside the mask only (`composite`), so the outside stays bit-identical
+whatever an engine does.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
-
 import numpy as np
 
-from tasks.clean.blur import MosaicBlur
-from tasks.clean.exemplar import Exemplar
-from tasks.clean.lama import Lama
-from tasks.clean.telea import Telea
-from tasks.clean.text import TextRemover
-from tasks.workers import worker_instance
+from tasks.stages import EditContext
 
-if TYPE_CHECKING:
-    from tasks.config import Config
-
-
-@dataclass(frozen=True)
-class EditContext:
-    """What an engine may know about the row besides its pixels."""
-
-    image_id: str
-    removal: str  # "object" | "text"
-    action: str  # "remove" | "blur"
-    seed: int  # derived from image_id, so random searches repeat exactly on a rerun
-    config: "Config"
-    strokes_refined: bool = False  # text rows: the Find step already cut the mask to the letters
-    engine: str = ""  # the Clean engine that fills the row (Clarify treats copied grain apart)
-
-
-class Engine(Protocol):
-    name: str
-    # Optional `copies_grain = True`: the fill carries grain of its own (copied or generated pixels,
-    # not diffusion), so Clarify only re-grains where that grain fell short of the photo's noise.
-
-    def __call__(self, image: np.ndarray, mask: np.ndarray, context: EditContext) -> np.ndarray: ...
-
-
-# Removal engines, chosen per `removal` class in the config.
-ENGINES: dict[str, type] = {
-    Exemplar.name: Exemplar, Lama.name: Lama, Telea.name: Telea, TextRemover.name: TextRemover,
-}
-# The privacy action; not a removal engine.
-BLUR = MosaicBlur
-
-def get_engine(name: str, config: "Config") -> Engine:
-    """The worker-wide instance of engine `name` for this config (built on first use)."""
-    return worker_instance(BLUR if name == BLUR.name else ENGINES[name], config)
+__all__ = ["EditContext", "composite"]
 
 
 def composite(original: np.ndarray, edited: np.ndarray, mask: np.ndarray) -> np.ndarray:

@@ -15,6 +15,8 @@ import cv2
 import numpy as np
 
 from tasks.masks import mask_components
+from tasks.settings import BLUR_ENGINE, BlurConfig
+from tasks.stages import EditStage
 
 
 def block_mosaic(region: np.ndarray, block: int) -> np.ndarray:
@@ -28,13 +30,20 @@ def block_mosaic(region: np.ndarray, block: int) -> np.ndarray:
     return np.repeat(np.repeat(means, np.diff(np.append(ys, height)), axis=0), np.diff(np.append(xs, width)), axis=1)
 
 
-class MosaicBlur:
-    name = "blur"
+class MosaicBlur(EditStage):
+    """The engine of the privacy action (`action: blur`), not a removal engine."""
+
+    kind = "clean"
+    name = BLUR_ENGINE
     version = "1"  # bump when the output bytes change: finished work is keyed by it
 
-    def __init__(self, config):
-        self.blocks_across = config.blur.blocks_across
-        self.min_block = config.blur.min_block
+    def __init__(self, settings: BlurConfig = BlurConfig()):
+        self.blocks_across = settings.blocks_across
+        self.min_block = settings.min_block
+
+    @classmethod
+    def from_config(cls, config) -> "MosaicBlur":
+        return cls(config.blur)
 
     def __call__(self, image: np.ndarray, mask: np.ndarray, context) -> np.ndarray:
         out = image.copy()

@@ -36,39 +36,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field
 
 from tasks.device import pick_device
 from tasks.masks import mask_components
-
-
-class ExemplarConfig(BaseModel):
-    """The knobs of the exemplar engine (defaults tuned on the clean benchmark)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    patch: int = Field(7, ge=3, le=15, description="Patch side in pixels (odd).")
-    features: int = Field(12, ge=2, le=64, description="Principal components a patch is compared by.")
-    coarse_size: int = Field(24, ge=4, description="The hole's extent, in pixels, at the coarsest pyramid level.")
-    coarse_crop: float = Field(4.0, ge=1.5, description="The crop's shorter side, in patches, at the coarsest level.")
-    margin_ratio: float = Field(1.0, ge=0, description="Crop margin around a hole, as a multiple of the hole's extent.")
-    min_margin: int = Field(24, ge=4, description="Smallest crop margin in pixels.")
-    max_margin: int = Field(256, ge=4, description="Largest crop margin in pixels.")
-    em_coarse: int = Field(6, ge=0, description="EM rounds at the coarsest level.")
-    em_levels: int = Field(3, ge=1, description="EM rounds at each intermediate level.")
-    em_fine: int = Field(1, ge=0, description="Search-and-copy rounds at full resolution (when plain_levels is 0).")
-    search_rounds: int = Field(2, ge=1, description="PatchMatch rounds per EM round.")
-    first_search: int = Field(4, ge=1, description="Search rounds multiplier before the first vote.")
-    random_candidates: int = Field(4, ge=0, description="Random-search candidates per PatchMatch round.")
-    coherence: float = Field(0.25, ge=0, description="Cost of an offset change between neighbours, in median patch distances.")
-    fine_vote: int = Field(1, ge=0, le=7, description="Radius of the vote at full resolution; 0 = each pixel from its own match.")
-    coarse_sharpness: float = Field(1.0, ge=0, description="How strongly the coarse votes favour the best matches.")
-    fine_sharpness: float = Field(16.0, ge=0, description="How strongly the full-resolution vote favours the best match.")
-    plain_levels: int = Field(2, ge=0, description="Finest levels that inherit the coarse field without searching.")
-    detail_sigma: float = Field(2.0, ge=0, description="Scale (px) below which the fill copies source pixels; 0 = copy all.")
-    texture_weight: float = Field(3.0, ge=0, description="Weight of the texture channels (local mean |gradient|) in patch distances.")
-    batch: int = Field(16, ge=1, le=256, description="On CUDA, crops (from all images of a partition batch) filled "
-                       "together; on the CPU each crop is filled alone.")
+from tasks.settings import ExemplarConfig
+from tasks.stages import EditContext, EditStage, write_back
 
 
 def _pyramid(image: torch.Tensor, hole: torch.Tensor, levels: int):
@@ -626,26 +598,39 @@ def _upsample_field(coarse: _Field, fine: _Field, sy, sx, dist, generators):
     return sy, sx, dist_grid[ck, cy, cx]
 
 
-class Exemplar:
+class Exemplar(EditStage):
+    kind = "clean"
     name = "exemplar"
     version = "2"  # bump when the output bytes change: finished work is keyed by it
     copies_grain = True  # the fill is the photo's own pixels, grain included (see Regrain)
-    cpu_batch = 1  # crops filled together on the CPU (tests raise it to run CUDA's batching there)
+    cpu_batch = 1  # when the constructor is given none (a test raises it here for a whole partition)
 
-    def __init__(self, config):
-        self.params = getattr(config, "exemplar", None) or ExemplarConfig()
-        self.device = pick_device(getattr(config, "device", "auto"))
+    def __init__(self, params: ExemplarConfig, device: torch.device, cpu_batch: int | None = None):
+        """`cpu_batch`: crops filled together on the CPU (1: each alone; more runs CUDA's batching there)."""
+        self.params = params
+        self.device = device
+        if cpu_batch is not None:  # else the class's, read at each call
+            self.cpu_batch = cpu_batch
+
+    @classmethod
+    def from_config(cls, config) -> "Exemplar":
+        return cls(config.exemplar, pick_device(config.device))
+
+    @property
+    def shares_batches(self) -> bool:
+        """Crops of several images share batches on CUDA (or with `cpu_batch` over 1)."""
+        return self.device.type == "cuda" or self.cpu_batch > 1
 
     def _margin(self, mask: np.ndarray) -> int:
         extents = [max(r.stop - r.start, c.stop - c.start) for r, c in mask_components(mask, 0)]
         margin = int(self.params.margin_ratio * max(extents, default=0))
         return min(self.params.max_margin, max(self.params.min_margin, margin))
 
-    def __call__(self, image: np.ndarray, mask: np.ndarray, context) -> np.ndarray:
-        return self.fill_many([(image, mask, context)])[0]
+    def __call__(self, image: np.ndarray, mask: np.ndarray, context: EditContext) -> np.ndarray:
+        return self.run_many([(image, mask, context)])[0]
 
-    def fill_many(self, items: list[tuple[np.ndarray, np.ndarray, object]]) -> list[np.ndarray]:
-        """`__call__` over several `(image, mask, context)` of one partition.
+    def run_many(self, items: list[tuple[np.ndarray, np.ndarray, EditContext]], in_place: bool = False) -> list[np.ndarray]:
+        """`__call__` over several `(image, mask, context)` of one partition (`in_place`: see `tasks.stages`).
 
         On CUDA the crops of all the images are filled in batches of up to `exemplar.batch` crops
         of one pyramid depth. On the CPU each crop is filled alone (batching buys nothing there),
@@ -684,4 +669,4 @@ class Exemplar:
                     for (index, rows, cols, _), filled in zip(chunk, fill_crops([e[3] for e in chunk], self.params)):
                         filled = filled[0] if outputs[index].ndim == 2 else filled.permute(1, 2, 0)
                         outputs[index][rows, cols] = filled.round().clamp(0, 255).to(torch.uint8).cpu().numpy()
-        return outputs
+        return write_back(items, outputs) if in_place else outputs

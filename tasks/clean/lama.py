@@ -11,44 +11,24 @@ contract works. The file comes from `lama.weights_uri` (any fsspec URL), is chec
 Each mask component is filled on a crop with `lama.margin` of context, at full resolution
 (IOPaint's "Crop" strategy; nothing is downscaled), mirrored at its bottom and right up to a
 multiple of 8 (numpy's "symmetric", as IOPaint pads). Crops of one padded size go through the
-model together, `lama.batch` at a time, across the images of a partition too (`fill_many`).
+model together, `lama.batch` at a time, across the images of a partition too (`run_many`).
 """
 
 from __future__ import annotations
 
 import io
-import re
 from dataclasses import dataclass
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from tasks.device import pick_device
 from tasks.masks import mask_components
+from tasks.settings import LamaConfig
+from tasks.stages import EditContext, EditStage, write_back
 from tasks.weights import WeightsError, read_verified
 
 MULTIPLE = 8  # the LaMa generator halves the resolution three times
-
-
-class LamaConfig(BaseModel):
-    """The lama engine: LaMa TorchScript weights the user provides (IOPaint's big-lama.pt)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    weights_uri: str | None = Field(None, description="fsspec URL of a LaMa TorchScript file, e.g. big-lama.pt.")
-    sha256: str | None = Field(None, description="Expected sha256 of the weights file; a mismatch refuses them.")
-    margin: int = Field(128, ge=0, description="Context kept around each mask component's crop, at full resolution.")
-    batch: int = Field(4, ge=1, description="Crops of one padded size run through the model at once; lower it if "
-                       "the GPU runs out of memory on large crops.")
-
-    @field_validator("sha256")
-    @classmethod
-    def _is_a_sha256(cls, value: str | None) -> str | None:
-        # IOPaint publishes an md5 for big-lama.pt: catch it here rather than as a hash mismatch.
-        if value is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", value):
-            raise ValueError(f"{value!r} is not a sha256 (64 hex digits): `sha256sum big-lama.pt` prints it")
-        return value
 
 
 def pad_to_multiple(array: np.ndarray, multiple: int = MULTIPLE) -> np.ndarray:
@@ -60,7 +40,7 @@ def pad_to_multiple(array: np.ndarray, multiple: int = MULTIPLE) -> np.ndarray:
 
 @dataclass(frozen=True)
 class _Crop:
-    item: int  # which of `fill_many`'s items
+    item: int  # which of `run_many`'s items
     rows: slice
     cols: slice
 
@@ -69,20 +49,21 @@ class _Crop:
         return height + -height % MULTIPLE, width + -width % MULTIPLE
 
 
-class Lama:
+class Lama(EditStage):
+    kind = "clean"
     name = "lama"
     version = "1"  # bump when the output bytes change: finished work is keyed by it (and the weights' digest)
     copies_grain = True  # a generative fill paints texture, grain included (see Regrain)
+    shares_batches = True  # crops of one padded size batch across images, on any device (`lama.batch`)
 
-    def __init__(self, config):
-        settings = config.lama
+    def __init__(self, settings: LamaConfig, device: torch.device):
         if not settings.weights_uri:
             raise WeightsError(
                 "clean: lama needs lama.weights_uri in the config: the fsspec URL of a LaMa TorchScript file "
                 "such as IOPaint's big-lama.pt, with lama.sha256 to pin it"
             )
         self.margin, self.batch = settings.margin, settings.batch
-        self.device = pick_device(config.device)
+        self.device = device
         data, digest = read_verified(settings.weights_uri, settings.sha256, what="lama weights")
         # Finished work is keyed by the weights' bytes too, even when the config names no sha256.
         self.version = f"{Lama.version}:{digest}"
@@ -96,11 +77,16 @@ class Lama:
             ) from None
         self.model = model.eval()
 
-    def __call__(self, image: np.ndarray, mask: np.ndarray, context) -> np.ndarray:
-        return self.fill_many([(image, mask, context)])[0]
+    @classmethod
+    def from_config(cls, config) -> "Lama":
+        return cls(config.lama, pick_device(config.device))
 
-    def fill_many(self, items: list[tuple[np.ndarray, np.ndarray, object]]) -> list[np.ndarray]:
-        """`__call__` over several `(image, mask, context)` of one partition, crops batched across them.
+    def __call__(self, image: np.ndarray, mask: np.ndarray, context: EditContext) -> np.ndarray:
+        return self.run_many([(image, mask, context)])[0]
+
+    def run_many(self, items: list[tuple[np.ndarray, np.ndarray, EditContext]], in_place: bool = False) -> list[np.ndarray]:
+        """`__call__` over several `(image, mask, context)` of one partition, crops batched across them
+        (`in_place`: see `tasks.stages`).
 
         Each output is the same bytes as the image's own `__call__` on the CPU; on CUDA, kernels
         may pick other algorithms for another batch size, so a value may move by one level.
@@ -118,7 +104,7 @@ class Lama:
                                    [items[c.item][1][c.rows, c.cols] for c in chunk])
                 for crop, fill in zip(chunk, fills):
                     outputs[crop.item][crop.rows, crop.cols] = fill
-        return outputs
+        return write_back(items, outputs) if in_place else outputs
 
     def _fill(self, crops: list[np.ndarray], holes: list[np.ndarray]) -> list[np.ndarray]:
         """The model's fill of crops (h,w[,3] uint8) sharing one padded shape, each at its own size."""

@@ -11,16 +11,23 @@ import cv2
 import numpy as np
 
 from tasks.masks import mask_components
+from tasks.settings import TeleaConfig
+from tasks.stages import EditStage
 
 
-class Telea:
+class Telea(EditStage):
+    kind = "clean"
     name = "telea"
     version = "1"  # bump when the output bytes change: finished work is keyed by it
 
-    def __init__(self, config):
-        self.radius = config.telea.radius
+    def __init__(self, settings: TeleaConfig = TeleaConfig()):
+        self.radius = settings.radius
         # The crop margin must cover the radius, or the fill would see the crop edge as boundary.
-        self.margin = max(config.telea.margin, 2 * self.radius)
+        self.margin = max(settings.margin, 2 * self.radius)
+
+    @classmethod
+    def from_config(cls, config) -> "Telea":
+        return cls(config.telea)
 
     def __call__(self, image: np.ndarray, mask: np.ndarray, context) -> np.ndarray:
         out = image.copy()

@@ -10,42 +10,37 @@ was instead of being re-invented. Pixels of the mask outside the strokes are ret
 
 from __future__ import annotations
 
-from typing import Literal
-
 import cv2
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
 
 from tasks.masks import mask_components
 from tasks.masks_text import refine_text_mask
+from tasks.settings import TextConfig
+from tasks.stages import EditContext, EditStage
 
 _METHODS = {"telea": cv2.INPAINT_TELEA, "ns": cv2.INPAINT_NS}
 
 
-class TextConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    grow: int = Field(2, ge=0, le=8, description="Pixels added around the found strokes (anti-aliasing, halos).")
-    method: Literal["telea", "ns"] = Field("telea", description="Inpainting of the thin stroke holes.")
-    radius: int = Field(4, ge=1, le=32, description="Inpainting neighbourhood radius in pixels.")
-    margin: int = Field(12, ge=4, description="Context around each mask component used to tell strokes from photo.")
-
-
-class TextRemover:
+class TextRemover(EditStage):
+    kind = "clean"
     name = "text"
     version = "1"  # bump when the output bytes change: finished work is keyed by it
 
-    def __init__(self, config=None):
-        self.settings: TextConfig = getattr(config, "text", None) or TextConfig()
+    def __init__(self, settings: TextConfig = TextConfig()):
+        self.settings = settings
+
+    @classmethod
+    def from_config(cls, config) -> "TextRemover":
+        return cls(config.text)
 
     def strokes(self, image: np.ndarray, mask: np.ndarray) -> np.ndarray:
         """The pixels this engine will change: the text's strokes inside `mask`."""
         return refine_text_mask(image, mask, grow=self.settings.grow, margin=self.settings.margin)
 
-    def __call__(self, image: np.ndarray, mask: np.ndarray, context=None) -> np.ndarray:
+    def __call__(self, image: np.ndarray, mask: np.ndarray, context: EditContext | None = None) -> np.ndarray:
         # The pipeline refines text masks in its Find step (so Clarify and Measure see the strokes
         # too); called on a box or line region directly, the engine refines it itself.
-        strokes = mask if getattr(context, "strokes_refined", False) else self.strokes(image, mask)
+        strokes = mask if context is not None and context.strokes_refined else self.strokes(image, mask)
         out = image.copy()
         if not strokes.any():
             return out

@@ -1,46 +1,15 @@
 """Detect: find what a row names in its `detect` list, without a hand-drawn mask.
 
-A detector is a class with a `name`, `__init__(config)` that loads its model (once per worker, by
-`get_detector`) and `__call__(image) -> mask`:
+A detector is a stage of kind "detect" with the one contract of `tasks/stages.py`: a `name` and a
+`version`, `from_config(config)` that builds it from its own section (`detect.text`,
+`detect.faces`) and loads its model (once per worker, by `tasks.registry.get_stage`),
+`__call__(image) -> mask` and `regions(image) -> mask` (where it fires before any refinement):
 
 - `image`: HxWx3 (RGB) or HxW (grey) uint8, upright, full resolution;
 - returns an HxW bool mask in the image's frame, True = found.
 
-`text` returns the strokes of the text it finds (a hole as small as the letters); `faces` returns
-boxes, for the privacy blur. License plates are not offered: no package this project installs
-ships a plate model (opencv-python-headless 5.x ships no cascade files at all).
+`text` returns the strokes of the text it finds (a hole as small as the letters), and its line
+regions as `regions` (the Measure step's check that no text is left); `faces` returns boxes, for
+the privacy blur. License plates are not offered: no package this project installs ships a plate
+model (opencv-python-headless 5.x ships no cascade files at all).
 """
-
-from __future__ import annotations
-
-from typing import Protocol
-
-import numpy as np
-from pydantic import BaseModel, ConfigDict
-
-from tasks.detect.faces import FaceDetectConfig, FaceDetector
-from tasks.detect.text import TextDetectConfig, TextDetector
-from tasks.workers import worker_instance
-
-
-class DetectConfig(BaseModel):
-    """The detectors' settings: `Config.detect`."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    text: TextDetectConfig = TextDetectConfig()
-    faces: FaceDetectConfig = FaceDetectConfig()
-
-
-class Detector(Protocol):
-    name: str
-
-    def __call__(self, image: np.ndarray) -> np.ndarray: ...
-
-
-DETECTORS: dict[str, type] = {TextDetector.name: TextDetector, FaceDetector.name: FaceDetector}
-
-
-def get_detector(name: str, config) -> Detector:
-    """The worker-wide instance of detector `name` for this config (the model loads on first use)."""
-    return worker_instance(DETECTORS[name], config)

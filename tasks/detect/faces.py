@@ -13,29 +13,25 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+
+from tasks.settings import FaceDetectConfig
+from tasks.stages import DetectStage
 
 
-class FaceDetectConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    max_side: int = Field(1024, ge=128, description="Photos are scanned at most this large (the cascade's cost grows with pixels).")
-    min_face: int = Field(24, ge=16, description="Smallest face side searched, in scanned pixels.")
-    scale_factor: float = Field(1.15, gt=1, le=2, description="Window growth between scales.")
-    min_neighbors: int = Field(6, ge=1, description="Overlapping detections needed to accept a face.")
-    grow: float = Field(0.15, ge=0, le=1, description="Box grown by this share of its side on each side (hair, ears, chin).")
-
-
-class FaceDetector:
+class FaceDetector(DetectStage):
     name = "faces"
+    version = "1"  # bump when the output bytes change
 
-    def __init__(self, config=None):
+    def __init__(self, settings: FaceDetectConfig = FaceDetectConfig()):
         from skimage import data
         from skimage.feature import Cascade
 
-        detect = getattr(config, "detect", None)
-        self.settings: FaceDetectConfig = getattr(detect, "faces", None) or FaceDetectConfig()
+        self.settings = settings
         self.cascade = Cascade(data.lbp_frontal_face_cascade_filename())
+
+    @classmethod
+    def from_config(cls, config) -> "FaceDetector":
+        return cls(config.detect.faces)
 
     def boxes(self, image: np.ndarray) -> list[tuple[int, int, int, int]]:
         """Face boxes `(x0, y0, x1, y1)` in the image's frame, grown by `grow`."""

@@ -16,34 +16,16 @@ onnxruntime offers it, else on the CPU.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
 
 import cv2
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
 
 from tasks.masks_text import refine_text_mask
+from tasks.settings import TextDetectConfig
+from tasks.stages import DetectStage
 
 DET_MODEL = "PP-OCRv6_det_small.onnx"
 REC_MODEL = "PP-OCRv6_rec_small.onnx"
-
-
-class TextDetectConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    min_side: int = Field(736, ge=64, description="Smaller photos are upscaled to this short side first: small text needs pixels.")
-    max_side: int = Field(2016, ge=256, description="Larger photos are downscaled to this long side: the network's cost grows with pixels.")
-    threshold: float = Field(0.3, gt=0, lt=1, description="Text probability above which a pixel belongs to a text kernel.")
-    min_score: float = Field(0.5, gt=0, lt=1, description="Mean probability a kernel needs to count as text.")
-    unclip: float = Field(2.0, gt=0, description="DB unclip ratio: kernels grow by area * unclip / perimeter.")
-    scales: tuple[Annotated[float, Field(gt=0, le=4)], ...] = Field((1.0,), min_length=1, description="Passes of the network, as multiples of the "
-                                      "scale min_side/max_side give; their regions are joined. (1.0, 2.0) also finds small text "
-                                      "over busy textures that one pass misses, for about 5x the detection time.")
-    margin: int = Field(3, ge=0, description="Extra pixels around each grown region, so no anti-aliased edge falls outside.")
-    refine: bool = Field(True, description="Cut each region down to its strokes (False: return the line regions).")
-    confirm: bool = Field(True, description="Keep a region only if the PP-OCR recogniser reads text in it.")
-    min_text_score: float = Field(0.5, ge=0, le=1, description="Recogniser confidence a region needs (rapidocr's own text_score).")
-    min_chars: int = Field(2, ge=1, description="Characters a region must read as: lone glyphs are the detector's usual false alarms (eyes, fur, lace).")
 
 
 def bundled_model(name: str) -> Path:
@@ -90,15 +72,20 @@ def text_reader(device: str = "auto"):
     })
 
 
-class TextDetector:
+class TextDetector(DetectStage):
     name = "text"
+    version = "1"  # bump when the output bytes change
 
-    def __init__(self, config=None):
-        detect = getattr(config, "detect", None)
-        self.settings: TextDetectConfig = getattr(detect, "text", None) or TextDetectConfig()
-        self.session = onnx_session(bundled_model(DET_MODEL), getattr(config, "device", "auto"))
+    def __init__(self, settings: TextDetectConfig = TextDetectConfig(), device: str = "auto"):
+        """`device`: the config's setting ("auto", "cpu", "cuda"): onnxruntime runs on CUDA unless it is "cpu"."""
+        self.settings = settings
+        self.session = onnx_session(bundled_model(DET_MODEL), device)
         self.input_name = self.session.get_inputs()[0].name
-        self.reader = text_reader(getattr(config, "device", "auto")) if self.settings.confirm else None
+        self.reader = text_reader(device) if self.settings.confirm else None
+
+    @classmethod
+    def from_config(cls, config) -> "TextDetector":
+        return cls(config.detect.text, config.device)
 
     def reads_text(self, crop: np.ndarray) -> bool:
         """Whether the recogniser reads at least `min_chars` characters, confidently, in `crop`."""
@@ -125,7 +112,8 @@ class TextDetector:
 
     def regions(self, image: np.ndarray) -> np.ndarray:
         """Text line regions (HxW bool) in the image's frame, before stroke refinement: those of
-        every pass (`scales`) joined, grown by `margin`."""
+        every pass (`scales`) joined, grown by `margin`. The contract's `regions`: the Measure step
+        asks it whether text is still there after a removal."""
         height, width = image.shape[:2]
         mask = np.zeros((height, width), dtype=bool)
         for factor in dict.fromkeys(self.settings.scales):
