@@ -5,7 +5,7 @@ VENV_SR ?= .venv-sr
 BIN := $(VENV)/bin
 BIN_SR := $(VENV_SR)/bin
 
-.PHONY: install install-sr demo test test-core test-sr clean
+.PHONY: install install-sr demo test test-core test-sr test-unit clean
 
 install: $(VENV)/.installed
 
@@ -33,6 +33,10 @@ test: test-core test-sr
 
 test-core: install
 	$(BIN)/python -m pytest -q -m "not sr"
+
+# The quick unit tests alone (no server, cluster or subprocess): a minute or two.
+test-unit: install
+	$(BIN)/python -m pytest -q -m "not sr and not integration"
 
 test-sr: install-sr
 	$(BIN_SR)/python -m pytest -q -m sr

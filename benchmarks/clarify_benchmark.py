@@ -37,14 +37,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from clean_benchmark import CACHE, RESULTS, Case, build_cases, mate_photos, paste_objects, run_engine, skimage_photos  # noqa: E402
-from metrics import hf_ratio, laplacian_std, immerkaer_sigma, noise_ratio  # noqa: E402
+from clean_benchmark import CACHE, RESULTS, Case, build_cases, mate_photos, paste_objects, run_engine, skimage_photos
+from metrics import hf_ratio, immerkaer_sigma, laplacian_std, noise_ratio
 
-from tasks.clarify.regrain import EDGE_QUANTILE  # noqa: E402
-from tasks.clean import EditContext, composite  # noqa: E402
-from tasks.config import Config  # noqa: E402
-from tasks.masks import mask_components  # noqa: E402
-from tasks.registry import get_stage  # noqa: E402
+from tasks.clarify.regrain import EDGE_QUANTILE
+from tasks.clean import EditContext, composite
+from tasks.config import Config
+from tasks.masks import mask_components
+from tasks.registry import get_stage
 
 HF_BAND, NOISE_BAND = (0.75, 1.33), (0.8, 1.25)
 SEED = 2026  # the main table's cases

@@ -34,12 +34,12 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.metrics import immerkaer_sigma, laplacian_std, score  # noqa: E402
-from tasks.clean import EditContext, composite  # noqa: E402
-from tasks.clean.exemplar import Exemplar  # noqa: E402
-from tasks.clean.telea import Telea  # noqa: E402
-from tasks.config import Config  # noqa: E402
-from tasks.masks import mask_components  # noqa: E402
+from benchmarks.metrics import immerkaer_sigma, laplacian_std, score
+from tasks.clean import EditContext, composite
+from tasks.clean.exemplar import Exemplar
+from tasks.clean.telea import Telea
+from tasks.config import Config
+from tasks.masks import mask_components
 
 RESULTS = ROOT / "benchmarks" / "results"
 CACHE = Path(os.path.expanduser("~/.cache/clean-clarify"))
@@ -226,7 +226,8 @@ def summary(rows: list[dict], times: list[float]) -> dict[str, float]:
 
 
 def table(summaries: dict[str, dict[str, float]]) -> str:
-    head = "| engine | cases | hf<0.5 | hf in [0.75,1.33] | median hf | median noise | median struct | mean s/4MP | median s/4MP |"
+    head = ("| engine | cases | hf<0.5 | hf in [0.75,1.33] | median hf | median noise | median struct "
+            "| mean s/4MP | median s/4MP |")
     lines = [head, "|" + "---|" * 9]
     def number(value: float, form: str) -> str:
         return "—" if np.isnan(value) else format(value, form)
@@ -297,7 +298,8 @@ def main(argv=None) -> int:
                 row = score(output, case.truth, case.mask)
                 scores[name].append(row)
                 if args.verbose:
-                    print(f"{case.name:22s} {name:10s} hf {row['hf']:.2f} noise {row['noise']:.2f} struct {row['struct']:.3f} {seconds:.2f}s")
+                    print(f"{case.name:22s} {name:10s} hf {row['hf']:.2f} noise {row['noise']:.2f} "
+                          f"struct {row['struct']:.3f} {seconds:.2f}s")
             if case.name == example:
                 examples[name] = output
     summaries = {CEILING: summary([ring_scores(case) for case in quality], [])}
@@ -309,7 +311,8 @@ def main(argv=None) -> int:
         RESULTS.mkdir(parents=True, exist_ok=True)
         command = ("python benchmarks/clean_benchmark.py" + (" --quick" if args.quick else "")
                    + (f" --seed {args.seed}" if held_out else ""))
-        machine = f"{platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__} ({torch.get_num_threads()} threads)"
+        machine = (f"{platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__} "
+                   f"({torch.get_num_threads()} threads)")
         # Another seed draws other cases: a held-out check, written beside the main table.
         (RESULTS / (f"clean_{args.seed}.md" if held_out else "clean.md")).write_text(
             f"# Object removal benchmark\n\n`{command}` on {machine}.\n\n"

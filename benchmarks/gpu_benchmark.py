@@ -39,17 +39,17 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from clean_benchmark import RESULTS, build_cases, run_engine, summary  # noqa: E402
-from metrics import score  # noqa: E402
+from clean_benchmark import RESULTS, build_cases, run_engine, summary
+from metrics import score
 
-from tasks.clarify.regrain import Regrain  # noqa: E402
-from tasks.clean import EditContext, composite  # noqa: E402
-from tasks.clean.exemplar import Exemplar  # noqa: E402
-from tasks.clean.lama import Lama  # noqa: E402
-from tasks.clean.telea import Telea  # noqa: E402
-from tasks.config import Config  # noqa: E402
-from tasks.masks import mask_components  # noqa: E402
-from tasks.registry import STAGES  # noqa: E402
+from tasks.clarify.regrain import Regrain
+from tasks.clean import EditContext, composite
+from tasks.clean.exemplar import Exemplar
+from tasks.clean.lama import Lama
+from tasks.clean.telea import Telea
+from tasks.config import Config
+from tasks.masks import mask_components
+from tasks.registry import STAGES
 
 CPU = Config(device="cpu")
 
@@ -189,9 +189,10 @@ def regrain_section(frames, lines: list[str]) -> None:
         lines.append(f"| CUDA, run_many of {len(frames)} frames, regrain.batch={batch} (peak {peak:.2f} GiB) | "
                      f"{seconds * 4.096 / megapixels:.3f} |")
         notes.append(f"- batch {batch}: same bytes on a rerun: {all(np.array_equal(a, b) for a, b in zip(results, again))}; "
-                     f"vs one image at a time on CUDA: {'; '.join(differ(a, b, c.mask) for a, b, c in list(zip(results, alone, frames))[:3])}; "
+                     "vs one image at a time on CUDA: "
+                     f"{'; '.join(differ(a, b, c.mask) for a, b, c in list(zip(results, alone, frames))[:3])}; "
                      f"vs the CPU: {'; '.join(differ(a, b, c.mask) for a, b, c in list(zip(results, on_cpu, frames))[:3])}")
-    lines += [""] + notes + [""]
+    lines += ["", *notes, ""]
 
 
 class ConvLama(torch.nn.Module):
@@ -284,7 +285,8 @@ def profile_section(frames, lines: list[str]) -> None:
         engine.run_many(items)  # warm-up
         with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
             _, wall = synced(engine.run_many, items)
-        profile_lines(prof, wall, f"exemplar profile (exemplar.batch={batch}, {len(chosen)} frame(s) of 4 MP, under the profiler)", lines)
+        profile_lines(prof, wall, f"exemplar profile (exemplar.batch={batch}, {len(chosen)} frame(s) of 4 MP, "
+                      "under the profiler)", lines)
     filled = telea_filled(frames)
     for batch in (1, 16):
         config = cuda_config(regrain={"batch": batch})
@@ -293,7 +295,8 @@ def profile_section(frames, lines: list[str]) -> None:
         engine.run_many(items)  # warm-up
         with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
             _, wall = synced(engine.run_many, items)
-        profile_lines(prof, wall, f"regrain profile (regrain.batch={batch}, {len(frames)} frames of 4 MP, under the profiler)", lines)
+        profile_lines(prof, wall, f"regrain profile (regrain.batch={batch}, {len(frames)} frames of 4 MP, "
+                      "under the profiler)", lines)
 
 
 def profile_lines(prof, wall: float, title: str, lines: list[str]) -> None:
@@ -304,7 +307,7 @@ def profile_lines(prof, wall: float, title: str, lines: list[str]) -> None:
     for key in ("self_device_time_total", "self_cpu_time_total"):
         try:
             print(events.table(sort_by=key, row_limit=12), flush=True)
-        except Exception as error:  # noqa: BLE001 - the table is a reading aid; the figures below stand
+        except Exception as error:
             print(f"no table by {key}: {error}")
     lines += [f"## {title}", "",
               f"{kernels} kernels; GPU busy {busy:.3f} s of {wall:.3f} s wall.", ""]
@@ -335,7 +338,7 @@ def main(argv=None) -> int:
             started = time.perf_counter()
             try:
                 steps[section]()
-            except Exception:  # noqa: BLE001 - one broken path must not hide the others' figures
+            except Exception:
                 lines += [f"## {section}: FAILED", "", "```", traceback.format_exc(), "```", ""]
             print(f"[{section}: {time.perf_counter() - started:.0f} s]", flush=True)
             print("\n".join(lines[printed:]), flush=True)

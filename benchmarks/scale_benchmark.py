@@ -60,8 +60,8 @@ def run_on_cluster(manifest: str, workers: int, output: Path) -> tuple[float, fl
 
     config = {"partition_size": 25, "workers": 0, "gate": {"max_quarantine_fraction": 1.0},
               "report_worst": 0}
-    with prefect_test_harness(server_startup_timeout=90):
-        with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+    with prefect_test_harness(server_startup_timeout=90), \
+            LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
             started = time.perf_counter()
             summary = sanitize.with_options(task_runner=task_runner("dask", dask_address=cluster.scheduler_address))(
                 manifest=manifest, output=str(output), config=config, release_id="bench")

@@ -40,12 +40,12 @@ from PIL import Image, ImageDraw, ImageFont
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.metrics import structure  # noqa: E402
-from tasks.clean import EditContext  # noqa: E402
-from tasks.clean.text import TextRemover  # noqa: E402
-from tasks.config import Config  # noqa: E402
-from tasks.detect.text import TextDetector, text_reader  # noqa: E402
-from tasks.masks import mask_components  # noqa: E402
+from benchmarks.metrics import structure
+from tasks.clean import EditContext
+from tasks.clean.text import TextRemover
+from tasks.config import Config
+from tasks.detect.text import TextDetector, text_reader
+from tasks.masks import mask_components
 
 RESULTS = ROOT / "benchmarks" / "results"
 FRAME = (1600, 2560)

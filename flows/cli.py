@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)  # exits 2 on bad usage
     try:
         return {"run": _run, "validate": _validate, "diff": _diff, "demo": _demo}[args.command](args)
-    except Exception as exc:  # noqa: BLE001 - storage and internal errors: 3, never the gate's 1
+    except Exception as exc:
         traceback.print_exc()
         print(f"clean-clarify: {type(exc).__name__}: {exc}", file=sys.stderr)
         return EXIT_ERROR

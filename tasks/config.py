@@ -16,8 +16,16 @@ from pydantic import Field, field_validator
 
 from tasks.device import pick_device
 from tasks.settings import (
-    REMOVAL_ENGINES, BlurConfig, DetectConfig, ExemplarConfig, LamaConfig, RegrainConfig, SrConfig, TeleaConfig,
-    TextConfig, _Strict,
+    REMOVAL_ENGINES,
+    BlurConfig,
+    DetectConfig,
+    ExemplarConfig,
+    LamaConfig,
+    RegrainConfig,
+    SrConfig,
+    TeleaConfig,
+    TextConfig,
+    _Strict,
 )
 
 
@@ -71,7 +79,7 @@ class SuiteOverride(_Strict):
 class GateConfig(_Strict):
     max_quarantine_fraction: float = Field(0.2, ge=0, le=1, description="A larger share of quarantined rows fails the release.")
     suites_dir: str | None = Field(None, description="Folder of suite JSON files replacing data_contracts/suites/.")
-    overrides: list[SuiteOverride] = []
+    overrides: list[SuiteOverride] = Field(default_factory=list)
 
 
 class Config(_Strict):
@@ -83,7 +91,8 @@ class Config(_Strict):
         "photos per partition task (on CUDA, each with its cleaned copy). 0 = 16 where torch runs on CUDA (the "
         "batches keep the GPU busy), 4 on the CPU.")
     max_pixels: int = Field(100_000_000, ge=1, description="Images above this many pixels are quarantined (decompression bombs).")
-    max_mask_fraction: float = Field(0.9, gt=0, le=1, description="A mask covering more of the image leaves nothing to fill from.")
+    max_mask_fraction: float = Field(0.9, gt=0, le=1,
+                                     description="A mask covering more of the image leaves nothing to fill from.")
     inputs: InputConfig = InputConfig()
     engines: EngineChoice = EngineChoice()
     exemplar: ExemplarConfig = ExemplarConfig()
@@ -125,11 +134,11 @@ class Config(_Strict):
             raise ValueError("steps: list clean once, optionally followed by clarify")
         return steps
 
-    def rows_per_batch(self) -> int:
-        """`batch_images`, with 0 resolved for the device torch runs on."""
+    def rows_per_batch(self, device_type: str | None = None) -> int:
+        """`batch_images`, with 0 resolved for `device_type` (default: the device torch runs on)."""
         if self.batch_images:
             return self.batch_images
-        return 16 if pick_device(self.device).type == "cuda" else 4
+        return 16 if (device_type or pick_device(self.device).type) == "cuda" else 4
 
     def digest(self) -> str:
         """A stable hash of every setting, for provenance."""

@@ -89,11 +89,11 @@ def write_demo(folder: str) -> str:
         if mask is not None:
             mask_uri = f"masks/{image_id}.png"
             _save(os.path.join(folder, mask_uri), mask.astype(np.uint8) * 255, "PNG")
-        rows.append(dict(
-            image_id=image_id, image_uri=f"images/{image_id}{ext}", mask_uri=mask_uri, boxes=boxes,
-            polygons=polygons, removal=removal, action=action, partition=partition, caption=caption,
-            split="train" if partition == "a" else "val", labels=labels,
-        ))
+        rows.append({
+            "image_id": image_id, "image_uri": f"images/{image_id}{ext}", "mask_uri": mask_uri, "boxes": boxes,
+            "polygons": polygons, "removal": removal, "action": action, "partition": partition, "caption": caption,
+            "split": "train" if partition == "a" else "val", "labels": labels,
+        })
 
     astronaut = photos.astronaut()
     add("astronaut-face", astronaut, astronaut, "PNG", "a", "astronaut portrait, face blurred for privacy",

@@ -10,7 +10,7 @@ if TYPE_CHECKING:
 
 
 @functools.cache
-def pick_device(setting: str = "auto") -> "torch.device":
+def pick_device(setting: str = "auto") -> torch.device:
     import torch  # here, not at the top: reading a config (which resolves the device lazily) needs no torch
 
     if setting == "cpu":

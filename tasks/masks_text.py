@@ -62,14 +62,16 @@ def _contrasts(pixels: np.ndarray, side: int) -> list[tuple[int, float, np.ndarr
     out = []
     for c in range(planes.shape[-1]):
         plane = np.ascontiguousarray(planes[..., c])
-        background = cv2.medianBlur(cv2.copyMakeBorder(plane, side // 2, side // 2, side // 2, side // 2, cv2.BORDER_REFLECT), side)
+        half = side // 2
+        background = cv2.medianBlur(cv2.copyMakeBorder(plane, half, half, half, half, cv2.BORDER_REFLECT), side)
         background = background[side // 2:-(side // 2), side // 2:-(side // 2)]
         diff = cv2.GaussianBlur(plane.astype(np.float32) - background.astype(np.float32), (0, 0), SMOOTH)
         out.append((c, 1.0, np.maximum(diff, 0)))
         out.append((c, -1.0, np.maximum(-diff, 0)))
         kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (side, side))
         out.append((c, 1.0, cv2.morphologyEx(plane, cv2.MORPH_TOPHAT, kernel, borderType=cv2.BORDER_REFLECT).astype(np.float32)))
-        out.append((c, -1.0, cv2.morphologyEx(plane, cv2.MORPH_BLACKHAT, kernel, borderType=cv2.BORDER_REFLECT).astype(np.float32)))
+        blackhat = cv2.morphologyEx(plane, cv2.MORPH_BLACKHAT, kernel, borderType=cv2.BORDER_REFLECT)
+        out.append((c, -1.0, blackhat.astype(np.float32)))
     return out
 
 

@@ -8,6 +8,7 @@ fills their crops in one batch) and writes the records as one Parquet file.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import re
@@ -21,17 +22,27 @@ import torch
 
 from data_contracts.manifest import row_problem
 from data_contracts.records import RECORD_SCHEMA
+from tasks.cache import content_key, lookup, runtime_versions, store
 from tasks.clean import composite
 from tasks.images import decode_photo, encode_photo
 from tasks.masks import build_mask, mask_png
-from tasks.masks_text import VERSION as TEXT_STROKES_VERSION, refine_text_mask
-from tasks.cache import content_key, lookup, runtime_versions, store
+from tasks.masks_text import VERSION as TEXT_STROKES_VERSION
+from tasks.masks_text import refine_text_mask
 from tasks.measure import mask_fraction, measure_edit, outside_changed, text_still_detected
 from tasks.plan import ROW_INDEX, Job
 from tasks.registry import STAGES, get_stage, names
 from tasks.settings import BLUR_ENGINE
 from tasks.stages import EditContext
-from tasks.uris import RowError, TransientStorageError, join, read_bytes, read_parquet, resolve, write_bytes, write_parquet
+from tasks.uris import (
+    RowError,
+    TransientStorageError,
+    join,
+    read_bytes,
+    read_parquet,
+    resolve,
+    write_bytes,
+    write_parquet,
+)
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +109,8 @@ def edit_rows(rows: list[dict], job: Job) -> list[dict]:
         record = {"image_id": row.get("image_id"), ROW_INDEX: row.get(ROW_INDEX), "source_uri": row.get("image_uri"),
                   "reused": False}
         trace = {"stage": "check"}  # where a failure happened, for the quarantine reason
-        outcome = _guard(lambda: _find(row, job, record, trace), records, index, row, record, trace, time.perf_counter())
+        outcome = _guard(functools.partial(_find, row, job, record, trace), records, index, row, record, trace,
+                         time.perf_counter())
         if isinstance(outcome, _Edit):
             edits[index] = outcome
     _clean_together(edits, job)
@@ -106,11 +118,12 @@ def edit_rows(rows: list[dict], job: Job) -> list[dict]:
     # cleaned copy of every photo at once.
     if _clarifying(edits, job):
         for index, edit in list(edits.items()):  # what no batch cleaned, row by row; a failure ends its row
-            if _guard(lambda: _clean(edit, job), records, index, edit.row, edit.record, edit.trace, edit.started):
+            if _guard(functools.partial(_clean, edit, job), records, index, edit.row, edit.record, edit.trace,
+                      edit.started):
                 del edits[index]
         _clarify_together(edits, job)
     for index, edit in edits.items():
-        _guard(lambda: _finish(edit, job), records, index, edit.row, edit.record, edit.trace, edit.started)
+        _guard(functools.partial(_finish, edit, job), records, index, edit.row, edit.record, edit.trace, edit.started)
     return records
 
 
@@ -217,7 +230,7 @@ def _clean_together(edits: dict[int, _Edit], job: Job) -> None:
             started = time.perf_counter()
             try:
                 outputs = engine.run_many([(e.photo.colour, e.mask, e.context) for e in group])
-            except Exception:  # noqa: BLE001 - redone row by row below, where the error gets its row
+            except Exception:
                 log.warning("batched %s failed; cleaning its %d rows one by one", engine_name, len(group))
             else:
                 share = (time.perf_counter() - started) / len(group)
@@ -257,7 +270,7 @@ def _clarify_together(edits: dict[int, _Edit], job: Job) -> None:
         started = time.perf_counter()
         try:
             get_stage("clarify", name, job.config).run_many([(e.cleaned, e.mask, e.context) for e in group], in_place=True)
-        except Exception:  # noqa: BLE001 - redone row by row in _finish, where the error gets its row
+        except Exception:
             log.warning("batched %s failed; clarifying its %d rows one by one", name, len(group))
             continue
         share = (time.perf_counter() - started) / len(group)

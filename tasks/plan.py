@@ -74,7 +74,7 @@ class ReleasePlan:
     partition_labels: list[str]
     input_rows: int
     manifest_sha256: str
-    started_at: str = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc).isoformat())
+    started_at: str = field(default_factory=lambda: dt.datetime.now(dt.UTC).isoformat())
     claim: Claim | None = None  # this run's hold on release_id; given back when the run ends
 
     @property
@@ -91,7 +91,7 @@ def release_uri_for(output_uri: str, release_id: str) -> str:
 
 
 def default_release_id(manifest_digest: str, config: Config) -> str:
-    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     return f"{stamp}-{manifest_digest[:6]}{config.digest()[:4]}"
 
 
@@ -111,7 +111,7 @@ def split_partitions(table: pa.Table, partition_size: int) -> list[tuple[str, pa
 
 
 def plan_release(manifest_uri: str, output_uri: str, config: Config, release_id: str | None = None) -> ReleasePlan:
-    started_at = dt.datetime.now(dt.timezone.utc).isoformat()
+    started_at = dt.datetime.now(dt.UTC).isoformat()
     manifest_uri, output_uri = normalise_uri(manifest_uri), normalise_uri(output_uri)
     check_output(output_uri)
     table, digest = load_manifest(manifest_uri)

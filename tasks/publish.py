@@ -24,11 +24,18 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from data_contracts.manifest import CONTRACT_COLUMNS, ManifestError, load_manifest
+from data_contracts.records import (
+    METRIC_COLUMNS,
+    PUBLISHED_COLUMNS,
+    QUARANTINE_COLUMNS,
+    RECORD_SCHEMA,
+    RELEASE_MEDIANS,
+    ROW_INDEX,
+    TIMING_COLUMNS,
+)
 from tasks.claims import advance_latest
 from tasks.export import write_training_views
 from tasks.gate import GateFailed, gate_images, gate_release
-from data_contracts.records import (METRIC_COLUMNS, PUBLISHED_COLUMNS, QUARANTINE_COLUMNS, RECORD_SCHEMA,
-                                    RELEASE_MEDIANS, ROW_INDEX, TIMING_COLUMNS)
 from tasks.plan import ReleasePlan
 from tasks.report import write_report
 from tasks.uris import join, move, read_parquet, remove_tree, write_bytes, write_parquet
@@ -93,7 +100,7 @@ def _release_frame(rows: list[dict]) -> pd.DataFrame:
 
 def publish_release(plan: ReleasePlan, records_uris: list[str], timings: dict | None = None) -> dict:
     """Gate and write the release; return its summary. Raises `GateFailed` (release left incomplete)."""
-    started = dt.datetime.now(dt.timezone.utc)
+    started = dt.datetime.now(dt.UTC)
     config = plan.job.config
     release_uri = plan.release_uri
     manifest, digest = load_manifest(plan.job.manifest_uri)
@@ -113,7 +120,8 @@ def publish_release(plan: ReleasePlan, records_uris: list[str], timings: dict | 
 
     failures = [f"{o.suite}: {label}" for o in (*image_outcomes, release_outcome) for label in o.failed_expectations]
     for outcome in (*image_outcomes, release_outcome):
-        write_bytes(join(release_uri, "validation", f"{outcome.suite}.json"), json.dumps(outcome.result, indent=1, default=str).encode())
+        result = json.dumps(outcome.result, indent=1, default=str).encode()
+        write_bytes(join(release_uri, "validation", f"{outcome.suite}.json"), result)
 
     records = pa.Table.from_pylist(rows, schema=RECORD_SCHEMA)
     status = records.column("status")
@@ -160,12 +168,12 @@ def publish_release(plan: ReleasePlan, records_uris: list[str], timings: dict | 
         "release_uri": release_uri,
     }
     summary["report"] = write_report(release_uri, published, quarantined, manifest, plan.job, summary)
-    summary["timings"]["publish_seconds"] = (dt.datetime.now(dt.timezone.utc) - started).total_seconds()
+    summary["timings"]["publish_seconds"] = (dt.datetime.now(dt.UTC) - started).total_seconds()
     write_bytes(join(release_uri, "release.json"), json.dumps(summary, indent=2).encode())
     if failures:
         raise GateFailed(release_uri, failures, summary)
     write_training_views(release_uri, plan.release_id, published, config.output)
-    write_bytes(join(release_uri, "_SUCCESS"), f"{dt.datetime.now(dt.timezone.utc).isoformat()}\n".encode())
+    write_bytes(join(release_uri, "_SUCCESS"), f"{dt.datetime.now(dt.UTC).isoformat()}\n".encode())
     summary["latest"] = advance_latest(plan.output_uri, plan.release_id, plan.started_at)
     remove_tree(plan.job.work_uri)
     return summary

@@ -39,7 +39,7 @@ def names(kind: str) -> list[str]:
     return sorted(name for stage_kind, name in STAGES if stage_kind == kind)
 
 
-def get_stage(kind: str, name: str, config: "Config") -> Stage:
+def get_stage(kind: str, name: str, config: Config) -> Stage:
     """The worker-wide instance of stage (`kind`, `name`) for this config, built by its
     `from_config` on first use (models load once per worker)."""
     return worker_instance(STAGES[kind, name], config)

@@ -46,7 +46,8 @@ class ExemplarConfig(_Strict):
     fine_sharpness: float = Field(16.0, ge=0, description="How strongly the full-resolution vote favours the best match.")
     plain_levels: int = Field(2, ge=0, description="Finest levels that inherit the coarse field without searching.")
     detail_sigma: float = Field(2.0, ge=0, description="Scale (px) below which the fill copies source pixels; 0 = copy all.")
-    texture_weight: float = Field(3.0, ge=0, description="Weight of the texture channels (local mean |gradient|) in patch distances.")
+    texture_weight: float = Field(3.0, ge=0, description="Weight of the texture channels (local mean |gradient|) in "
+                                  "patch distances.")
     batch: int = Field(16, ge=1, le=256, description="On CUDA, crops (from all images of a partition batch) filled "
                        "together; on the CPU each crop is filled alone.")
 
@@ -112,23 +113,29 @@ class SrConfig(_Strict):
 
 
 class TextDetectConfig(_Strict):
-    min_side: int = Field(736, ge=64, description="Smaller photos are upscaled to this short side first: small text needs pixels.")
-    max_side: int = Field(2016, ge=256, description="Larger photos are downscaled to this long side: the network's cost grows with pixels.")
+    min_side: int = Field(736, ge=64,
+                          description="Smaller photos are upscaled to this short side first: small text needs pixels.")
+    max_side: int = Field(2016, ge=256, description="Larger photos are downscaled to this long side: the network's "
+                          "cost grows with pixels.")
     threshold: float = Field(0.3, gt=0, lt=1, description="Text probability above which a pixel belongs to a text kernel.")
     min_score: float = Field(0.5, gt=0, lt=1, description="Mean probability a kernel needs to count as text.")
     unclip: float = Field(2.0, gt=0, description="DB unclip ratio: kernels grow by area * unclip / perimeter.")
-    scales: tuple[Annotated[float, Field(gt=0, le=4)], ...] = Field((1.0,), min_length=1, description="Passes of the network, as multiples of the "
-                                      "scale min_side/max_side give; their regions are joined. (1.0, 2.0) also finds small text "
-                                      "over busy textures that one pass misses, for about 5x the detection time.")
+    scales: tuple[Annotated[float, Field(gt=0, le=4)], ...] = Field(
+        (1.0,), min_length=1, description="Passes of the network, as multiples of the scale min_side/max_side give; "
+        "their regions are joined. (1.0, 2.0) also finds small text over busy textures that one pass misses, for "
+        "about 5x the detection time.")
     margin: int = Field(3, ge=0, description="Extra pixels around each grown region, so no anti-aliased edge falls outside.")
     refine: bool = Field(True, description="Cut each region down to its strokes (False: return the line regions).")
     confirm: bool = Field(True, description="Keep a region only if the PP-OCR recogniser reads text in it.")
-    min_text_score: float = Field(0.5, ge=0, le=1, description="Recogniser confidence a region needs (rapidocr's own text_score).")
-    min_chars: int = Field(2, ge=1, description="Characters a region must read as: lone glyphs are the detector's usual false alarms (eyes, fur, lace).")
+    min_text_score: float = Field(0.5, ge=0, le=1,
+                                  description="Recogniser confidence a region needs (rapidocr's own text_score).")
+    min_chars: int = Field(2, ge=1, description="Characters a region must read as: lone glyphs are the detector's "
+                           "usual false alarms (eyes, fur, lace).")
 
 
 class FaceDetectConfig(_Strict):
-    max_side: int = Field(1024, ge=128, description="Photos are scanned at most this large (the cascade's cost grows with pixels).")
+    max_side: int = Field(1024, ge=128,
+                          description="Photos are scanned at most this large (the cascade's cost grows with pixels).")
     min_face: int = Field(24, ge=16, description="Smallest face side searched, in scanned pixels.")
     scale_factor: float = Field(1.15, gt=1, le=2, description="Window growth between scales.")
     min_neighbors: int = Field(6, ge=1, description="Overlapping detections needed to accept a face.")

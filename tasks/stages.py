@@ -60,7 +60,7 @@ class EditContext:
     removal: str  # "object" | "text"
     action: str  # "remove" | "blur"
     seed: int  # derived from image_id, so random searches repeat exactly on a rerun
-    config: "Config"
+    config: Config
     strokes_refined: bool = False  # text rows: the Find step already cut the mask to the letters
     fill_copies_grain: bool = False  # the Clean stage that filled the row copies grain (Clarify treats it apart)
 
@@ -78,7 +78,7 @@ class Stage:
         return False
 
     @classmethod
-    def from_config(cls, config: "Config") -> "Stage":
+    def from_config(cls, config: Config) -> Stage:
         """The stage built from its own section of `config` (and its device)."""
         raise NotImplementedError(f"{cls.__name__} does not say how it is built from a config")
 

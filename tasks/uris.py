@@ -28,18 +28,18 @@ class TransientStorageError(OSError):
 
 
 _TRANSIENT = (ConnectionError, TimeoutError)
-_ATTEMPTS, _BACKOFF = 3, 0.5  # seconds, doubled per attempt
+RETRY_ATTEMPTS, RETRY_BACKOFF = 3, 0.5  # attempts at a store operation; seconds before the 2nd, doubled after
 
 
 def _with_retries(action, what: str):
     """Run `action()`, retrying transient store errors with exponential backoff."""
-    for attempt in range(_ATTEMPTS):
+    for attempt in range(RETRY_ATTEMPTS):
         try:
             return action()
         except _TRANSIENT as exc:
-            if attempt == _ATTEMPTS - 1:
-                raise TransientStorageError(f"{what}: {type(exc).__name__}: {exc} (after {_ATTEMPTS} attempts)") from exc
-            time.sleep(_BACKOFF * 2**attempt)
+            if attempt == RETRY_ATTEMPTS - 1:
+                raise TransientStorageError(f"{what}: {type(exc).__name__}: {exc} (after {RETRY_ATTEMPTS} attempts)") from exc
+            time.sleep(RETRY_BACKOFF * 2**attempt)
 
 
 def has_protocol(uri: str) -> bool:

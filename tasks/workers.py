@@ -19,3 +19,9 @@ def worker_instance(cls: type, config):
         if key not in _instances:
             _instances[key] = cls.from_config(config)
         return _instances[key]
+
+
+def forget_instances() -> None:
+    """Drop every built stage: the next use builds it again (tests count builds this way)."""
+    with _lock:
+        _instances.clear()

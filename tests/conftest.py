@@ -3,31 +3,20 @@ import os
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 
-import numpy as np
 import pytest
-from PIL import Image
 
 from tasks.config import Config
 from tasks.demo import write_demo
 from tasks.plan import Job
 
+# Tests that need these start real servers or clusters: they are the integration tests.
+_INTEGRATION_FIXTURES = {"prefect_harness", "prefect_server"}
 
-# For tests of the plumbing (resume, scale-out, storage), not of fill quality: every row is
-# published whatever its metrics, so that a borderline fill cannot fail a test about kill -9.
-LENIENT_GATE = {
-    "gate": {
-        "max_quarantine_fraction": 1.0,
-        "overrides": [
-            {"suite": "image_remove", "expectation": "expect_column_values_to_be_between", "column": column,
-             "kwargs": {"min_value": 0.0, "max_value": 1e12}}
-            for column in ("texture_ratio", "noise_ratio", "seam_score")
-        ] + [
-            {"suite": "release", "expectation": "expect_column_median_to_be_between", "column": column,
-             "kwargs": {"min_value": 0.0, "max_value": 1e12}}
-            for column in ("texture_ratio", "noise_ratio", "structure_continuity")
-        ],
-    }
-}
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if _INTEGRATION_FIXTURES & set(item.fixturenames):
+            item.add_marker(pytest.mark.integration)
 
 
 @pytest.fixture(scope="session")
@@ -69,10 +58,3 @@ def make_job(tmp_path):
         )
 
     return make
-
-
-def save(path, pixels: np.ndarray, fmt: str = "PNG", **kwargs) -> str:
-    path = str(path)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    Image.fromarray(pixels).save(path, format=fmt, **kwargs)
-    return path

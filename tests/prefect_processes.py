@@ -68,7 +68,7 @@ def running_prefect_server(folder: Path):
         PREFECT_LOGGING_LEVEL="INFO",
     )
     log_path = folder / "server.log"
-    log = open(log_path, "wb")
+    log = open(log_path, "wb")  # noqa: SIM115 - the server writes to it until `finally` closes it
     server = subprocess.Popen(
         [PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
         cwd=folder, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
@@ -94,7 +94,8 @@ def running_prefect_server(folder: Path):
 def run_prefect(env: dict, *args: str, timeout: float = 120) -> str:
     """`prefect ARGS` from the repository root; its stdout, or the test fails with its output."""
     done = subprocess.run([PREFECT, *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
-    assert done.returncode == 0, f"prefect {' '.join(args)} exited {done.returncode}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    output = f"{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    assert done.returncode == 0, f"prefect {' '.join(args)} exited {done.returncode}:\n{output}"
     return done.stdout
 
 

@@ -5,6 +5,7 @@ import socket
 import subprocess
 import sys
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -57,7 +58,7 @@ def test_a_release_id_is_held_by_one_run_at_a_time(tmp_path):
     again = claim_release(str(tmp_path), "r1")
     assert again.token != first.token
     release_claim(first)  # no longer the holder: a stale release gives nothing back
-    assert json.loads(open(claim_uri(str(tmp_path), "r1")).read())["token"] == again.token
+    assert json.loads(Path(claim_uri(str(tmp_path), "r1")).read_text())["token"] == again.token
     release_claim(again)
     release_claim(other)
     assert not (tmp_path / ".claims" / "r1.json").exists()
@@ -70,11 +71,11 @@ def test_a_claim_left_by_a_dead_process_on_this_host_is_taken_over(tmp_path):
     with open(uri, "w") as f:
         json.dump({"token": "old", "host": socket.gethostname(), "pid": int(dead.stdout), "claimed_at": "x"}, f)
     claim = claim_release(str(tmp_path), "r")
-    assert json.loads(open(uri).read())["token"] == claim.token
+    assert json.loads(Path(uri).read_text())["token"] == claim.token
     release_claim(claim)
 
     # A claim from another host cannot be proven dead: it is refused, naming the file to delete.
     with open(uri, "w") as f:
         json.dump({"token": "far", "host": "another-host", "pid": 1, "claimed_at": "x"}, f)
-    with pytest.raises(ReleaseTaken, match="delete .*r.json if that run is gone"):
+    with pytest.raises(ReleaseTaken, match=r"delete .*r\.json if that run is gone"):
         claim_release(str(tmp_path), "r")

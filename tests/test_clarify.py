@@ -4,6 +4,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from helpers import ellipse, telea
 from pydantic import ValidationError
 from skimage import data as photos
 
@@ -17,16 +18,6 @@ from tasks.registry import STAGES, get_stage
 from tasks.settings import RegrainConfig
 
 CPU = torch.device("cpu")
-
-
-def ellipse(shape, centre, axes):
-    mask = np.zeros(shape[:2], np.uint8)
-    cv2.ellipse(mask, centre, axes, 0, 0, 360, 1, -1)
-    return mask > 0
-
-
-def telea(image, mask):
-    return cv2.inpaint(image, mask.astype(np.uint8), 5, cv2.INPAINT_TELEA)
 
 
 @pytest.mark.parametrize("name", ["gravel", "grass"])
@@ -125,7 +116,7 @@ def test_a_batch_of_crops_gives_each_image_its_own_bytes(monkeypatch):
 
     items = _batch_of_photos()
     alone = [Regrain(RegrainConfig(), CPU)(*item) for item in items]
-    for image, mask, _ in items:
+    for _, mask, _ in items:
         assert mask.any()
     sizes = []
     batch = regrain._regrain_batch
@@ -292,5 +283,5 @@ def test_config_refuses_enhancing_before_removing():
 def test_sr_needs_weights_and_says_how_to_get_it():
     from tasks.clarify.sr import LearnedEnhancer, WeightsError
 
-    with pytest.raises(WeightsError, match="sr.weights_uri"):
+    with pytest.raises(WeightsError, match=r"sr\.weights_uri"):
         LearnedEnhancer.from_config(Config.model_validate({"clarify": "sr"}))

@@ -1,15 +1,12 @@
 import numpy as np
 import pytest
+from helpers import edit_context
 from skimage import data as photos
 
-from tasks.clean import EditContext, composite
+from tasks.clean import composite
 from tasks.clean.blur import block_mosaic
 from tasks.config import Config
 from tasks.registry import get_stage
-
-
-def context(config, action="remove"):
-    return EditContext("img", "object", action, 1, config)
 
 
 @pytest.fixture
@@ -24,7 +21,7 @@ def test_telea_fills_the_hole_from_its_surroundings(hole):
     truth = photos.astronaut()
     damaged = truth.copy()
     damaged[hole] = (0, 255, 0)
-    filled = composite(damaged, get_stage("clean", "telea", config)(damaged, hole, context(config)), hole)
+    filled = composite(damaged, get_stage("clean", "telea", config)(damaged, hole, edit_context(config)), hole)
     assert (filled[~hole] == damaged[~hole]).all()
     # No trace of the green the hole held, and the fill is close to the photo's own colours.
     assert np.abs(filled[hole].astype(int) - truth[hole]).mean() < 40
@@ -42,7 +39,7 @@ def test_blur_destroys_detail_below_the_block_size(hole):
     config = Config()
     engine = get_stage("clean", "blur", config)
     image = photos.astronaut()
-    out = engine(image, hole, context(config, "blur"))
+    out = engine(image, hole, edit_context(config, "blur"))
     block = max(config.blur.min_block, int(np.ceil(80 / config.blur.blocks_across)))
     shuffled = image.copy()
     rng = np.random.default_rng(0)
@@ -52,7 +49,7 @@ def test_blur_destroys_detail_below_the_block_size(hole):
             flat = tile.reshape(-1, 3)
             tile[...] = flat[rng.permutation(len(flat))].reshape(tile.shape)
     assert not np.array_equal(shuffled, image)
-    np.testing.assert_array_equal(engine(shuffled, hole, context(config, "blur"))[hole], out[hole])
+    np.testing.assert_array_equal(engine(shuffled, hole, edit_context(config, "blur"))[hole], out[hole])
 
 
 def test_blur_leaves_little_of_the_original_high_frequencies(hole):
@@ -60,7 +57,7 @@ def test_blur_leaves_little_of_the_original_high_frequencies(hole):
 
     config = Config()
     image = photos.astronaut()
-    out = composite(image, get_stage("clean", "blur", config)(image, hole, context(config, "blur")), hole)
+    out = composite(image, get_stage("clean", "blur", config)(image, hole, edit_context(config, "blur")), hole)
     inside = np.zeros_like(hole)
     inside[203:257, 303:377] = True  # away from the region's border, where the blur meets the photo
     lap = lambda a: cv2.Laplacian(cv2.cvtColor(a, cv2.COLOR_RGB2GRAY).astype(np.float32), cv2.CV_32F)[inside].std()

@@ -2,9 +2,9 @@
 
 import pytest
 from distributed import LocalCluster
+from helpers import release_bytes
 
 from flows.sanitize import sanitize, task_runner
-from test_resume import release_bytes
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 

@@ -97,8 +97,9 @@ def test_face_detector_finds_the_astronauts_face():
     mask = faces(data.astronaut())
     face = np.zeros((512, 512), bool)
     face[70:170, 175:270] = True  # Eileen Collins' face, by eye
-    labels = [box for box in faces.boxes(data.astronaut())]
-    best = max(iou(face, np.pad(np.ones((y1 - y0, x1 - x0), bool), ((y0, 512 - y1), (x0, 512 - x1)))) for x0, y0, x1, y1 in labels)
+    labels = list(faces.boxes(data.astronaut()))
+    boxes = [np.pad(np.ones((y1 - y0, x1 - x0), bool), ((y0, 512 - y1), (x0, 512 - x1))) for x0, y0, x1, y1 in labels]
+    best = max(iou(face, box) for box in boxes)
     assert best > 0.5
     assert mask[face].mean() > 0.95, "the whole face is inside a box to blur"
     assert not faces(data.coffee()).any()
@@ -113,9 +114,9 @@ def test_detectors_are_built_once_per_config(monkeypatch):
         original(self, *args, **kwargs)
 
     monkeypatch.setattr(TextDetector, "__init__", counting)
-    import tasks.workers
+    from tasks.workers import forget_instances
 
-    monkeypatch.setattr(tasks.workers, "_instances", {})
+    forget_instances()
     config = Config()
     first = get_stage("detect", "text", config)
     image = data.coffee()

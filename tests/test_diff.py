@@ -11,9 +11,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from helpers import LENIENT_GATE
 from PIL import Image
 
-from conftest import LENIENT_GATE
 from flows.cli import main
 from flows.sanitize import sanitize
 from tasks.diff import diff_releases

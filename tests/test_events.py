@@ -15,11 +15,11 @@ import time
 import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
+from helpers import LENIENT_GATE, save
+from prefect_processes import REPO, get_json, prefect_worker, run_prefect, wait_for_flow_run
 
-from conftest import LENIENT_GATE, save
 from flows.downstream import default_pointer
 from flows.events import FAILED, PUBLISHED, release_event
-from prefect_processes import REPO, get_json, prefect_worker, run_prefect, wait_for_flow_run
 
 POOL, DOWNSTREAM = "clean-clarify", "validate-release/on-publish"
 

@@ -2,6 +2,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from helpers import edit_context
 from skimage import data as photos
 
 from tasks.clean import EditContext, composite
@@ -9,10 +10,6 @@ from tasks.clean.exemplar import Exemplar
 from tasks.clean.telea import Telea
 from tasks.config import Config
 from tasks.settings import ExemplarConfig
-
-
-def context(seed=1):
-    return EditContext("img", "object", "remove", seed, Config())
 
 
 def laplacian_std(image, region):
@@ -36,8 +33,8 @@ def test_textured_fill_keeps_its_detail_where_telea_smudges(engine, name):
     hole = blob(truth.shape, (260, 240), (45, 30))
     damaged = truth.copy()
     damaged[hole] = 255  # the object to remove
-    ours = composite(damaged, engine(damaged, hole, context()), hole)
-    telea = composite(damaged, Telea()(damaged, hole, context()), hole)
+    ours = composite(damaged, engine(damaged, hole, edit_context()), hole)
+    telea = composite(damaged, Telea()(damaged, hole, edit_context()), hole)
     detail = laplacian_std(truth, hole)
     assert 0.75 <= laplacian_std(ours, hole) / detail <= 1.33
     assert laplacian_std(telea, hole) / detail < 0.5
@@ -51,7 +48,7 @@ def test_a_straight_line_continues_through_the_hole(engine):
     cv2.line(image, (0, 150), (511, 355), 20, 5)  # slope 0.4, 5 px wide
     hole = np.zeros(image.shape, bool)
     hole[200:290, 220:300] = True
-    filled = composite(image, engine(image, hole, context()), hole)
+    filled = composite(image, engine(image, hole, edit_context()), hole)
     ys, xs = np.nonzero(hole)
     offset = np.abs(ys - (150 + xs * 205 / 511))  # distance (rows) to the line's centre
     on_line, off_line = filled[ys, xs][offset <= 1.5], filled[ys, xs][offset >= 8]
@@ -62,9 +59,9 @@ def test_a_straight_line_continues_through_the_hole(engine):
 def test_same_seed_same_bytes_other_seed_may_differ(engine):
     image = photos.brick()
     hole = blob(image.shape, (200, 300), (40, 25))
-    first = engine(image, hole, context(seed=7))
-    np.testing.assert_array_equal(first, engine(image, hole, context(seed=7)))
-    other = engine(image, hole, context(seed=8))
+    first = engine(image, hole, edit_context(seed=7))
+    np.testing.assert_array_equal(first, engine(image, hole, edit_context(seed=7)))
+    other = engine(image, hole, edit_context(seed=8))
     assert other.shape == first.shape and other.dtype == first.dtype
     assert not np.array_equal(first[hole], other[hole])
 
@@ -74,7 +71,7 @@ def test_shapes_dtypes_and_untouched_outside(engine, image):
     hole = blob(image.shape[:2], (300, 200), (35, 20)) | blob(image.shape[:2], (100, 400), (15, 25))
     damaged = image.copy()
     damaged[hole] = 0
-    out = engine(damaged, hole, context())
+    out = engine(damaged, hole, edit_context())
     assert out.shape == image.shape and out.dtype == np.uint8
     filled = composite(damaged, out, hole)
     assert (filled[~hole] == damaged[~hole]).all()
@@ -89,7 +86,7 @@ def test_a_hole_on_the_border_is_filled(engine):
     hole[330:, :60] = True  # the bottom-left corner
     damaged = image.copy()
     damaged[hole] = (0, 255, 0)
-    filled = composite(damaged, engine(damaged, hole, context()), hole)
+    filled = composite(damaged, engine(damaged, hole, edit_context()), hole)
     assert not (filled[hole] == (0, 255, 0)).all(-1).any()
     assert np.abs(filled[hole].astype(int) - image[hole]).mean() < 40
 
@@ -97,9 +94,9 @@ def test_a_hole_on_the_border_is_filled(engine):
 def test_a_tiny_hole_and_an_empty_mask(engine):
     image = photos.chelsea()
     hole = np.zeros(image.shape[:2], bool)
-    assert np.array_equal(engine(image, hole, context()), image)
+    assert np.array_equal(engine(image, hole, edit_context()), image)
     hole[100:104, 200:203] = True
-    out = composite(image, engine(image, hole, context()), hole)
+    out = composite(image, engine(image, hole, edit_context()), hole)
     assert np.abs(out[hole].astype(int) - image[hole]).mean() < 40
 
 
@@ -143,7 +140,7 @@ def test_crops_of_several_images_batched_fill_as_they_do_alone(monkeypatch):
 def test_on_the_cpu_a_batch_of_images_gives_each_its_own_bytes():
     engine = Exemplar.from_config(Config(device="cpu"))
     images = [photos.coffee(), photos.camera(), photos.chelsea()]
-    items = [(image, blob(image.shape[:2], (200, 150), (40, 28)), context(seed)) for seed, image in enumerate(images)]
+    items = [(image, blob(image.shape[:2], (200, 150), (40, 28)), edit_context(seed=seed)) for seed, image in enumerate(images)]
     together = engine.run_many(items)
     for item, out in zip(items, together):
         assert np.array_equal(out, engine(*item))

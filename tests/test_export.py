@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import shutil
+from pathlib import Path
 
 # Nothing may come from a hub: the release is read from disk.
 os.environ["HF_HUB_OFFLINE"] = "1"
@@ -37,7 +38,7 @@ def release(demo_manifest, tmp_path_factory):
     data = folder / "data"
     shutil.copytree(os.path.dirname(demo_manifest), data)
     table = pq.read_table(data / "manifest.parquet")
-    rows = table.to_pylist() + [{**table.to_pylist()[0], "image_id": "gone", "image_uri": "images/gone.png"}]
+    rows = [*table.to_pylist(), {**table.to_pylist()[0], "image_id": "gone", "image_uri": "images/gone.png"}]
     pq.write_table(pa.Table.from_pylist(rows, schema=table.schema), data / "manifest.parquet")
     sanitize(manifest=str(data / "manifest.parquet"), output=str(folder / "out"), config=SHARDS, release_id="ex-1")
     return folder / "out", folder / "out" / "releases" / "ex-1"
@@ -69,7 +70,7 @@ def test_hugging_face_datasets_loads_the_release_in_one_line(release, tmp_path):
     raw = dataset.cast_column("image", datasets.Image(decode=False))
     for row in raw:
         published = expected[row["image_id"]]
-        data = row["image"]["bytes"] or open(row["image"]["path"], "rb").read()
+        data = row["image"]["bytes"] or Path(row["image"]["path"]).read_bytes()
         assert sha256(data) == published["sha256"], row["image_id"]
         assert os.path.samefile(row["image"]["path"], path / published["output_uri"])
         for column in (*PASS_THROUGH, "sha256", "width", "height", "action"):

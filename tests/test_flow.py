@@ -4,19 +4,20 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from helpers import save
 from PIL import Image, ImageOps
 
-from conftest import save
-from tasks.plan import RunRefused
 from flows.sanitize import sanitize
 from tasks.gate import GateFailed
 from tasks.images import decode_photo
 from tasks.masks import build_mask
+from tasks.plan import RunRefused
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
@@ -73,10 +74,10 @@ def test_pixels_outside_the_edit_are_untouched(demo_release):
     for out in pq.read_table(release / "manifest.parquet").to_pylist():
         row = rows[out["image_id"]]
         source_path = os.path.join(root, row["image_uri"])
-        source = decode_photo(open(source_path, "rb").read(), 10**8).colour
+        source = decode_photo(Path(source_path).read_bytes(), 10**8).colour
         result = upright(release / out["output_uri"])
         mask = build_mask(row, (source.shape[1], source.shape[0]),
-                          lambda uri: open(os.path.join(root, uri), "rb").read(), 10**8)
+                          lambda uri: Path(root, uri).read_bytes(), 10**8)
         assert result.shape == source.shape, out["image_id"]
         if out["format"] == "PNG":
             assert (result[~mask] == source[~mask]).all(), out["image_id"]
@@ -242,7 +243,7 @@ def test_a_smudge_is_quarantined_by_the_quality_suite(gated_release):
 
 
 def test_validation_results_and_an_offline_report_are_in_the_release(gated_release):
-    release, summary = gated_release
+    release, _ = gated_release
     for suite in ("image_remove", "release"):
         result = json.loads((release / "validation" / f"{suite}.json").read_text())
         assert "results" in result and "success" in result
@@ -307,6 +308,6 @@ def test_the_report_outlines_the_mask_the_edit_really_used(demo_release):
         kept = mask_from_png(read_mask_png(str(output / ".cache"), out["content_key"]))
         row = rows[out["image_id"]]
         given = build_mask(row, (kept.shape[1], kept.shape[0]),
-                           lambda uri: open(os.path.join(root, uri), "rb").read(), 10**8)
+                           lambda uri: Path(root, uri).read_bytes(), 10**8)
         assert kept.any() and kept.mean() == pytest.approx(out["mask_fraction"])
         assert kept.sum() < 0.9 * given.sum()  # the strokes, not the box the row gave

@@ -104,7 +104,7 @@ def test_sixteen_bit_is_refused_not_truncated():
 def test_cmyk_is_refused_with_advice():
     buffer = io.BytesIO()
     Image.fromarray(photos.coffee()).convert("CMYK").save(buffer, format="JPEG")
-    with pytest.raises(RowError, match="CMYK .* ICC profile"):
+    with pytest.raises(RowError, match=r"CMYK .* ICC profile"):
         decode_photo(buffer.getvalue(), LIMIT)
 
 

@@ -6,10 +6,10 @@ import fsspec
 import numpy as np
 import pytest
 import torch
+from helpers import LENIENT_GATE, edit_context, ellipse, save
 from skimage import data as photos
 
-from conftest import LENIENT_GATE, save
-from tasks.clean import EditContext, composite
+from tasks.clean import composite
 from tasks.clean.lama import Lama
 from tasks.config import Config
 from tasks.registry import get_stage
@@ -55,27 +55,19 @@ def lama_config(uri, sha, **lama) -> Config:
     return Config.model_validate({"engines": {"object": "lama"}, "lama": {"weights_uri": uri, "sha256": sha, **lama}})
 
 
-def context(config) -> EditContext:
-    return EditContext("img", "object", "remove", 0, config)
-
-
 def odd_photo() -> np.ndarray:
     return photos.astronaut()[100:401, 150:407]  # 301x257: every crop needs padding
 
 
 def ellipse_hole(shape, centre=(120, 140), axes=(30, 22)) -> np.ndarray:
-    import cv2
-
-    mask = np.zeros(shape[:2], np.uint8)
-    cv2.ellipse(mask, centre, axes, 0, 0, 360, 1, -1)
-    return mask > 0
+    return ellipse(shape, centre, axes)
 
 
 def test_fills_the_hole_with_the_model_and_keeps_the_outside(weights):
     config = lama_config(*weights, margin=40)
     image = odd_photo()
     hole = ellipse_hole(image.shape)
-    out = composite(image, Lama.from_config(config)(image, hole, context(config)), hole)
+    out = composite(image, Lama.from_config(config)(image, hole, edit_context(config, seed=0)), hole)
     assert out.shape == image.shape and out.dtype == np.uint8
     assert (out[~hole] == image[~hole]).all()
     # The tiny model paints the crop's known mean colour, shaded by at most ±10% (25.5 levels).
@@ -94,7 +86,7 @@ def test_the_object_inside_the_hole_never_reaches_the_model(weights):
     hole = ellipse_hole(image.shape)
     painted = image.copy()
     painted[hole] = (0, 255, 0)
-    assert (engine(image, hole, context(config)) == engine(painted, hole, context(config))).all()
+    assert (engine(image, hole, edit_context(config, seed=0)) == engine(painted, hole, edit_context(config, seed=0))).all()
 
 
 def test_same_input_gives_the_same_bytes(weights):
@@ -102,16 +94,16 @@ def test_same_input_gives_the_same_bytes(weights):
     engine = Lama.from_config(config)
     image = odd_photo()
     hole = ellipse_hole(image.shape) | ellipse_hole(image.shape, centre=(60, 250), axes=(12, 20))
-    first, second = engine(image, hole, context(config)), engine(image, hole, context(config))
+    first, second = engine(image, hole, edit_context(config, seed=0)), engine(image, hole, edit_context(config, seed=0))
     assert first.tobytes() == second.tobytes()
-    assert first.tobytes() == Lama.from_config(config)(image, hole, context(config)).tobytes()
+    assert first.tobytes() == Lama.from_config(config)(image, hole, edit_context(config, seed=0)).tobytes()
 
 
 def test_grey_images_are_filled_as_grey(weights):
     config = lama_config(*weights)
     image = photos.camera()[50:351, 60:317]  # 301x257
     hole = ellipse_hole(image.shape)
-    out = composite(image, Lama.from_config(config)(image, hole, context(config)), hole)
+    out = composite(image, Lama.from_config(config)(image, hole, edit_context(config, seed=0)), hole)
     assert out.shape == image.shape and out.dtype == np.uint8
     assert (out[~hole] == image[~hole]).all()
     assert np.abs(out[hole].astype(int) - image[hole]).mean() > 5
@@ -122,12 +114,12 @@ def test_run_many_batches_across_images_and_gives_each_image_its_own_bytes(weigh
     engine = Lama.from_config(config)
     astronaut, cat = odd_photo(), photos.chelsea()[:301, :257]
     hole = ellipse_hole(astronaut.shape)
-    alone = [engine(image, hole, context(config)) for image in (astronaut, cat)]
+    alone = [engine(image, hole, edit_context(config, seed=0)) for image in (astronaut, cat)]
 
     batch_sizes = []
     model = engine.model
     engine.model = lambda image, mask: (batch_sizes.append(image.shape[0]), model(image, mask))[1]
-    together = engine.run_many([(astronaut, hole, context(config)), (cat, hole, context(config))])
+    together = engine.run_many([(astronaut, hole, edit_context(config, seed=0)), (cat, hole, edit_context(config, seed=0))])
     assert batch_sizes == [2]  # one call for both images' crops
     assert [a.tobytes() for a in alone] == [t.tobytes() for t in together]
 
@@ -145,7 +137,7 @@ def test_an_md5_in_place_of_the_sha256_is_refused_by_the_config():
 
 
 def test_missing_weights_say_which_key_to_set():
-    with pytest.raises(WeightsError, match="lama.weights_uri"):
+    with pytest.raises(WeightsError, match=r"lama\.weights_uri"):
         Lama.from_config(Config.model_validate({"engines": {"object": "lama"}}))
 
 
@@ -274,5 +266,5 @@ def test_a_partition_with_unusable_weights_fails_before_any_row(make_job, tmp_pa
 
     partition = _partition(tmp_path, _rows(tmp_path, count=1))
     job = make_job(engines={"object": "lama"})
-    with pytest.raises(WeightsError, match="lama.weights_uri"):
+    with pytest.raises(WeightsError, match=r"lama\.weights_uri"):
         process_partition(partition, job)

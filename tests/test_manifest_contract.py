@@ -87,8 +87,16 @@ def test_every_table_of_a_release_is_made_of_record_fields():
     from dataclasses import fields
 
     from data_contracts.manifest import CONTRACT_COLUMNS, RESERVED_COLUMNS
-    from data_contracts.records import (COMPONENT_TYPE, CONTENT_FIELDS, METRIC_COLUMNS, PUBLISHED_COLUMNS,
-                                        QUARANTINE_COLUMNS, RECORD_SCHEMA, RELEASE_MEDIANS, TIMING_COLUMNS)
+    from data_contracts.records import (
+        COMPONENT_TYPE,
+        CONTENT_FIELDS,
+        METRIC_COLUMNS,
+        PUBLISHED_COLUMNS,
+        QUARANTINE_COLUMNS,
+        RECORD_SCHEMA,
+        RELEASE_MEDIANS,
+        TIMING_COLUMNS,
+    )
     from tasks.measure import ComponentMetrics, EditMetrics
 
     record = set(RECORD_SCHEMA.names)

@@ -3,21 +3,12 @@
 import cv2
 import numpy as np
 import pytest
+from helpers import ellipse, telea
 from PIL import Image, ImageDraw, ImageFont
 from skimage import data as photos
 
 from tasks.measure import measure_edit, outside_changed
 from tasks.probes import immerkaer_sigma
-
-
-def ellipse(shape, centre, axes):
-    mask = np.zeros(shape[:2], np.uint8)
-    cv2.ellipse(mask, centre, axes, 0, 0, 360, 1, -1)
-    return mask > 0
-
-
-def telea(image, mask):
-    return cv2.inpaint(image, mask.astype(np.uint8), 5, cv2.INPAINT_TELEA)
 
 
 @pytest.mark.parametrize("name", ["brick", "gravel", "grass"])

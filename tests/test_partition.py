@@ -6,10 +6,10 @@ import zlib
 
 import numpy as np
 import pytest
+from helpers import save
 from PIL import Image
 from skimage import data as photos
 
-from conftest import save
 from tasks.config import Config
 from tasks.partition import edit_row, output_name, process_partition
 from tasks.uris import write_parquet
@@ -128,18 +128,13 @@ def test_process_partition_writes_one_record_per_row(photo_job, tmp_path):
     assert [(r["image_id"], r["status"]) for r in records] == [("ok", "published"), ("gone", "quarantined")]
 
 
-def test_rows_cleaned_together_default_to_more_on_cuda(monkeypatch):
+def test_rows_cleaned_together_default_to_more_on_cuda():
     """batch_images 0: 16 rows where torch runs on CUDA (exemplar and lama batch their crops
     there), 4 on the CPU; a number given is used as it is."""
-    import torch
-
-    import tasks.config
-
     assert Config(device="cpu").rows_per_batch() == 4
     assert Config(batch_images=7).rows_per_batch() == 7
-    monkeypatch.setattr(tasks.config, "pick_device", lambda setting: torch.device("cuda"))
-    assert Config().rows_per_batch() == 16
-    assert Config(batch_images=2).rows_per_batch() == 2
+    assert Config().rows_per_batch("cuda") == 16
+    assert Config(batch_images=2).rows_per_batch("cuda") == 2
 
 
 def _photo_rows(tmp_path, names):

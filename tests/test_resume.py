@@ -10,9 +10,9 @@ import time
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from helpers import LENIENT_GATE, release_bytes, save
 from skimage import data as photos
 
-from conftest import LENIENT_GATE, save
 from flows.sanitize import sanitize
 
 PHOTOS = ["astronaut", "coffee", "chelsea", "rocket", "camera", "grass", "gravel", "brick"]
@@ -32,15 +32,6 @@ def dataset(folder, count: int) -> str:
     path = folder / "manifest.parquet"
     pq.write_table(pa.Table.from_pylist(rows), path)
     return str(path)
-
-
-def release_bytes(output, release_id) -> dict[str, bytes]:
-    """manifest.parquet, quarantine.parquet and every image of a release, by relative path."""
-    release = output / "releases" / release_id
-    files = {name: (release / name).read_bytes() for name in ("manifest.parquet", "quarantine.parquet")}
-    for image in sorted((release / "images").iterdir()):
-        files[f"images/{image.name}"] = image.read_bytes()
-    return files
 
 
 @pytest.mark.usefixtures("prefect_harness")
@@ -69,7 +60,8 @@ def test_a_settings_change_that_alters_pixels_recomputes(tmp_path):
     gate_only = {"gate": {**LENIENT_GATE["gate"], "max_quarantine_fraction": 0.9}}  # no pixel changes: reuse
     assert sanitize(manifest=manifest, output=str(tmp_path / "out"), config=gate_only, release_id="b")["counts"]["reused"] == 3
     other_engine = {**LENIENT_GATE, "regrain": {"feather": 5.0}}
-    assert sanitize(manifest=manifest, output=str(tmp_path / "out"), config=other_engine, release_id="c")["counts"]["computed"] == 3
+    summary = sanitize(manifest=manifest, output=str(tmp_path / "out"), config=other_engine, release_id="c")
+    assert summary["counts"]["computed"] == 3
 
 
 def _run(manifest, output, release_id, config):

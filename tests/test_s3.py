@@ -13,16 +13,15 @@ import logging
 import re
 from pathlib import Path
 
+import boto3
+import moto.server as moto_server
 import pyarrow.parquet as pq
 import pytest
+import s3fs
 
-import boto3  # noqa: E402  (the [test] extra installs boto3, s3fs and moto[server])
-import moto.server as moto_server  # noqa: E402
-import s3fs  # noqa: E402
-
-from flows.sanitize import sanitize  # noqa: E402
-from tasks.demo import write_demo  # noqa: E402
-from tasks.uris import parquet_from_bytes  # noqa: E402
+from flows.sanitize import sanitize
+from tasks.demo import write_demo
+from tasks.uris import parquet_from_bytes
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 

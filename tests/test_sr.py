@@ -112,7 +112,8 @@ def test_wrong_hash_is_refused(weights):
 
 
 def test_sr_in_the_pipeline(weights, make_job, tmp_path):
-    from conftest import save
+    from helpers import save
+
     from tasks.partition import edit_row
 
     uri, sha = weights(2)

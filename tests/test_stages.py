@@ -36,7 +36,7 @@ def test_every_stage_declares_its_kind_name_and_version():
 
 
 def test_the_names_a_config_may_choose_are_the_registrys():
-    assert names("clean") == sorted(REMOVAL_ENGINES + (BLUR_ENGINE,))
+    assert names("clean") == sorted((*REMOVAL_ENGINES, BLUR_ENGINE))
     assert names("clarify") == sorted(CLARIFIERS) == sorted(typing.get_args(Config.model_fields["clarify"].annotation))
     assert names("detect") == sorted(DETECTORS)
 
@@ -167,10 +167,10 @@ def test_no_import_cycles_among_the_projects_modules():
         state[name] = 1
         for other in sorted(graph[name]):
             if state.get(other) == 1:
-                cycle = path[path.index(other):] + [other] if other in path else [name, other]
+                cycle = [*path[path.index(other):], other] if other in path else [name, other]
                 pytest.fail(f"import cycle: {' -> '.join(cycle)}")
             if other not in state:
-                visit(other, path + [other])
+                visit(other, [*path, other])
         state[name] = 2
 
     for name in sorted(graph):

@@ -12,9 +12,9 @@ import threading
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from helpers import LENIENT_GATE, save
 from skimage import data as photos
 
-from conftest import LENIENT_GATE, save
 from data_contracts.manifest import ManifestError
 from flows.cli import EXIT_ERROR, EXIT_OK, EXIT_USAGE, main
 from flows.sanitize import sanitize
@@ -46,7 +46,7 @@ class CountingServer:
         requests = self.requests = []
 
         class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self):  # noqa: N802 - the stdlib's name
+            def do_GET(self):
                 requests.append(self.path)
                 self.send_response(200)
                 self.send_header("Content-Type", "image/png")

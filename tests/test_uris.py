@@ -1,10 +1,19 @@
 import os
 import threading
+from pathlib import Path
 
 import pytest
 
-from tasks.uris import (RowError, Versioned, parent_of, read_bytes, read_versioned, replace_atomically,
-                        replace_if_unchanged, resolve)
+from tasks.uris import (
+    RowError,
+    Versioned,
+    parent_of,
+    read_bytes,
+    read_versioned,
+    replace_atomically,
+    replace_if_unchanged,
+    resolve,
+)
 
 
 def test_relative_paths_resolve_under_the_manifest_folder():
@@ -33,7 +42,7 @@ def test_relative_paths_resolve_under_the_manifest_folder():
     ("memory://a.png", "/data/set"),
 ])
 def test_uris_outside_the_manifest_folder_are_refused_by_default(uri, root):
-    with pytest.raises(RowError, match="add its root to inputs.allow"):
+    with pytest.raises(RowError, match=r"add its root to inputs\.allow"):
         resolve(uri, root)
 
 
@@ -47,7 +56,7 @@ def test_the_allow_list_admits_its_roots_and_nothing_beside_them():
     assert resolve("simplecache::s3://shared/photos/a.png", "/data/set", chain) == "simplecache::s3://shared/photos/a.png"
     for outside in ("/mnt/photos2/a.png", "s3://shared/private/a.png", "https://cdn.example.com/img2/a.png",
                     "https://cdn.example.com/img/../admin", "http://cdn.example.com/img/a.png"):
-        with pytest.raises(RowError, match="inputs.allow"):
+        with pytest.raises(RowError, match=r"inputs\.allow"):
             resolve(outside, "/data/set", allow)
 
 
@@ -77,7 +86,7 @@ def test_compare_and_swap_lets_one_writer_win(tmp_path):
     seen = read_versioned(uri)
     assert replace_if_unchanged(uri, b"c\n", seen)
     assert not replace_if_unchanged(uri, b"d\n", seen)
-    assert open(uri, "rb").read() == b"c\n"
+    assert Path(uri).read_bytes() == b"c\n"
 
     # Many threads that all read the same version: exactly one write lands.
     seen = read_versioned(uri)
@@ -131,7 +140,7 @@ def test_transient_read_errors_are_retried_then_escalated(monkeypatch):
     import tasks.uris
     from tasks.uris import TransientStorageError, read_bytes
 
-    monkeypatch.setattr(tasks.uris, "_BACKOFF", 0.01)
+    monkeypatch.setattr(tasks.uris, "RETRY_BACKOFF", 0.01)
     monkeypatch.setattr(fsspec, "open", FlakyFileSystem(2))
     assert read_bytes("s3://bucket/a.png") == b"pixels"  # two resets, third attempt succeeds
     monkeypatch.setattr(fsspec, "open", FlakyFileSystem(99))
@@ -146,7 +155,7 @@ def test_a_transient_error_fails_the_partition_instead_of_quarantining_the_row(m
     from tasks.partition import edit_row
     from tasks.uris import TransientStorageError
 
-    monkeypatch.setattr(tasks.uris, "_BACKOFF", 0.01)
+    monkeypatch.setattr(tasks.uris, "RETRY_BACKOFF", 0.01)
     monkeypatch.setattr(fsspec, "open", FlakyFileSystem(99))
     with pytest.raises(TransientStorageError):
         edit_row({"image_id": "a", "_row": 0, "image_uri": "a.png"}, make_job())

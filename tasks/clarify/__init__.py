@@ -29,7 +29,7 @@ class PassThrough(EditStage):
     version = "1"  # bump when the output bytes change: finished work is keyed by it
 
     @classmethod
-    def from_config(cls, config) -> "PassThrough":
+    def from_config(cls, config) -> PassThrough:
         return cls()
 
     def __call__(self, image: np.ndarray, mask: np.ndarray, context: EditContext) -> np.ndarray:

@@ -95,7 +95,7 @@ def _cpu_kernels(device: torch.device) -> bool:
 
 
 def _gaussian_kernel(sigma: float) -> torch.Tensor:
-    radius = max(1, int(math.ceil(3 * sigma)))
+    radius = max(1, math.ceil(3 * sigma))
     x = torch.arange(-radius, radius + 1, dtype=DTYPE)
     kernel = torch.exp(-(x**2) / (2 * sigma**2))
     return kernel / kernel.sum()
@@ -293,15 +293,17 @@ def quilt_grain(detail: torch.Tensor, source: torch.Tensor, sizes: list[tuple[in
     holds its hole): blocks cut from windows that lie wholly in its `source` (B, H, W) where
     possible, placed on its grid and cross-faded where they overlap. (B, K, box height, box width),
     each crop's field in the top-left corner."""
-    batch, channels, height, width = detail.shape
+    batch, channels, _, width = detail.shape
     device = detail.device
     overlap = block // 4  # a quarter of a block cross-fades: each pixel is made of 1 to 4 blocks
     step = block - overlap
     outside = F.pad((~source).to(torch.int32).cumsum(1).cumsum(2), (1, 0, 1, 0))
     bad = outside[:, block:, block:] - outside[:, :-block, block:] - outside[:, block:, :-block] + outside[:, :-block, :-block]
     if batch > 1:  # only windows wholly in their own crop
-        fits_y = torch.arange(bad.shape[1], device=device)[None] <= torch.tensor([h - block for h, _ in sizes], device=device)[:, None]
-        fits_x = torch.arange(bad.shape[2], device=device)[None] <= torch.tensor([w - block for _, w in sizes], device=device)[:, None]
+        last_y = torch.tensor([h - block for h, _ in sizes], device=device)[:, None]
+        last_x = torch.tensor([w - block for _, w in sizes], device=device)[:, None]
+        fits_y = torch.arange(bad.shape[1], device=device)[None] <= last_y
+        fits_x = torch.arange(bad.shape[2], device=device)[None] <= last_x
         bad = bad.masked_fill(~(fits_y[:, :, None] & fits_x[:, None, :]), block * block + 1)
     candidates = (bad == bad.flatten(1).min(dim=1).values[:, None, None]).flatten(1)  # (B, windows)
     counts = candidates.sum(dim=1).tolist()
@@ -692,7 +694,7 @@ class Regrain(EditStage):
             self.cpu_batch = cpu_batch
 
     @classmethod
-    def from_config(cls, config) -> "Regrain":
+    def from_config(cls, config) -> Regrain:
         return cls(config.regrain, pick_device(config.device))
 
     @property

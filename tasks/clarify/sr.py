@@ -56,7 +56,7 @@ def _starts(size: int, tile: int, overlap: int) -> list[int]:
     if size <= tile:
         return [0]
     step = tile - overlap
-    starts = list(range(0, size - tile, step)) + [size - tile]
+    starts = [*list(range(0, size - tile, step)), size - tile]
     return sorted(set(starts))
 
 
@@ -101,7 +101,7 @@ class LearnedEnhancer(EditStage):
         self.channels = int(descriptor.input_channels)
 
     @classmethod
-    def from_config(cls, config) -> "LearnedEnhancer":
+    def from_config(cls, config) -> LearnedEnhancer:
         return cls(config.sr, pick_device(config.device))
 
     def enhance(self, crop: np.ndarray) -> np.ndarray:

@@ -42,7 +42,7 @@ class MosaicBlur(EditStage):
         self.min_block = settings.min_block
 
     @classmethod
-    def from_config(cls, config) -> "MosaicBlur":
+    def from_config(cls, config) -> MosaicBlur:
         return cls(config.blur)
 
     def __call__(self, image: np.ndarray, mask: np.ndarray, context) -> np.ndarray:

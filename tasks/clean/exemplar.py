@@ -144,7 +144,7 @@ def _grow(mask: torch.Tensor, radius: int) -> torch.Tensor:
     return grown.reshape(shape) > 0
 
 
-def _crop_medians(values: torch.Tensor, field: "_Field") -> torch.Tensor:
+def _crop_medians(values: torch.Tensor, field: _Field) -> torch.Tensor:
     """The median of the finite `values` (one per target) of each crop (the lower middle, as
     torch.median), 1 where a crop has none: (crops,). One row per crop, NaN where it has no value."""
     table = torch.full((field.count, field.longest), math.nan, device=values.device)
@@ -457,7 +457,7 @@ class _Levels:
     def pixels(self, level: int) -> torch.Tensor:
         """What patches are compared by at `level`: colours, and texture channels where it searches."""
         params, colours, stack = self.params, self.colours, self.stacks[level]
-        if level < params.plain_levels and level < self.levels or params.texture_weight == 0:
+        if (level < params.plain_levels and level < self.levels) or params.texture_weight == 0:
             return stack[:, :colours]  # no search here: colours are all the votes need
         window = max(3, (params.patch >> level) | 1)
         texture = texture_channels(stack[:, colours:], window)
@@ -503,7 +503,7 @@ def _stack_levels(crops: list[_Crop], params: ExemplarConfig) -> _Levels:
     return _Levels(params, colours, levels, pyramids, stacks, holes, insides, sizes, edge_holes)
 
 
-def _onion_start(stack: _Levels, level: int, level_image: torch.Tensor, field: "_Field", radius: int) -> torch.Tensor:
+def _onion_start(stack: _Levels, level: int, level_image: torch.Tensor, field: _Field, radius: int) -> torch.Tensor:
     """The coarsest level's first guess, each crop at its own size: the onion peels from its own rim."""
     current = level_image.clone()
     level_hole = stack.holes[level]
@@ -514,7 +514,7 @@ def _onion_start(stack: _Levels, level: int, level_image: torch.Tensor, field: "
     return stack.repad(current, level)
 
 
-def _em_level(stack: _Levels, level: int, level_image: torch.Tensor, field: "_Field", current: torch.Tensor,
+def _em_level(stack: _Levels, level: int, level_image: torch.Tensor, field: _Field, current: torch.Tensor,
               match: tuple, generators) -> tuple[torch.Tensor, tuple]:
     """Expectation-maximisation at one level: search the nearest-neighbour field, then vote (or,
     at full resolution, copy). Returns the new pixels and the field `(sy, sx, dist)`."""
@@ -613,7 +613,7 @@ class Exemplar(EditStage):
             self.cpu_batch = cpu_batch
 
     @classmethod
-    def from_config(cls, config) -> "Exemplar":
+    def from_config(cls, config) -> Exemplar:
         return cls(config.exemplar, pick_device(config.device))
 
     @property

@@ -78,7 +78,7 @@ class Lama(EditStage):
         self.model = model.eval()
 
     @classmethod
-    def from_config(cls, config) -> "Lama":
+    def from_config(cls, config) -> Lama:
         return cls(config.lama, pick_device(config.device))
 
     def __call__(self, image: np.ndarray, mask: np.ndarray, context: EditContext) -> np.ndarray:

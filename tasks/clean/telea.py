@@ -26,7 +26,7 @@ class Telea(EditStage):
         self.margin = max(settings.margin, 2 * self.radius)
 
     @classmethod
-    def from_config(cls, config) -> "Telea":
+    def from_config(cls, config) -> Telea:
         return cls(config.telea)
 
     def __call__(self, image: np.ndarray, mask: np.ndarray, context) -> np.ndarray:

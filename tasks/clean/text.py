@@ -30,7 +30,7 @@ class TextRemover(EditStage):
         self.settings = settings
 
     @classmethod
-    def from_config(cls, config) -> "TextRemover":
+    def from_config(cls, config) -> TextRemover:
         return cls(config.text)
 
     def strokes(self, image: np.ndarray, mask: np.ndarray) -> np.ndarray:

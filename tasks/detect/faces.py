@@ -30,14 +30,16 @@ class FaceDetector(DetectStage):
         self.cascade = Cascade(data.lbp_frontal_face_cascade_filename())
 
     @classmethod
-    def from_config(cls, config) -> "FaceDetector":
+    def from_config(cls, config) -> FaceDetector:
         return cls(config.detect.faces)
 
     def boxes(self, image: np.ndarray) -> list[tuple[int, int, int, int]]:
         """Face boxes `(x0, y0, x1, y1)` in the image's frame, grown by `grow`."""
         height, width = image.shape[:2]
         scale = min(1.0, self.settings.max_side / max(height, width))
-        small = cv2.resize(image, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_AREA) if scale < 1 else image
+        small = image
+        if scale < 1:
+            small = cv2.resize(image, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_AREA)
         if small.ndim == 2:
             small = cv2.cvtColor(small, cv2.COLOR_GRAY2RGB)
         found = self.cascade.detect_multi_scale(

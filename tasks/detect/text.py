@@ -84,7 +84,7 @@ class TextDetector(DetectStage):
         self.reader = text_reader(device) if self.settings.confirm else None
 
     @classmethod
-    def from_config(cls, config) -> "TextDetector":
+    def from_config(cls, config) -> TextDetector:
         return cls(config.detect.text, config.device)
 
     def reads_text(self, crop: np.ndarray) -> bool:
