@@ -14,7 +14,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import fsspec
 import pyarrow as pa
 
 from data_contracts.records import WRITTEN_COLUMNS
@@ -77,15 +76,20 @@ MAX_ID_LENGTH = 256
 
 def load_manifest(uri: str) -> tuple[pa.Table, str]:
     """Read a manifest through fsspec, check the table-level contract, and return it with the
-    sha256 of the very bytes it was parsed from."""
-    from tasks.uris import parquet_from_bytes
+    sha256 of the very bytes it was parsed from. A store that does not answer is not a bad
+    manifest: `TransientStorageError` passes through (after retries)."""
+    from tasks.uris import TransientStorageError, parquet_from_bytes, read_file
 
     try:
-        with fsspec.open(uri, "rb") as f:
-            data = f.read()
-        table = parquet_from_bytes(data)  # not pq.read_table(f): see parquet_from_bytes
+        data = read_file(uri)
+    except TransientStorageError:
+        raise
     except FileNotFoundError as exc:
         raise ManifestError(f"manifest not found: {uri}") from exc
+    except OSError as exc:
+        raise ManifestError(f"manifest {uri} could not be read: {exc}") from exc
+    try:
+        table = parquet_from_bytes(data)  # not pq.read_table(f): see parquet_from_bytes
     except (pa.ArrowInvalid, OSError) as exc:
         raise ManifestError(f"manifest {uri} is not a readable Parquet file: {exc}") from exc
     check_table(table)

@@ -55,6 +55,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _run(args: argparse.Namespace) -> int:
+    import yaml
     from pydantic import ValidationError
 
     from data_contracts.manifest import ManifestError, read_manifest
@@ -69,7 +70,7 @@ def _run(args: argparse.Namespace) -> int:
             check_release_id(args.release_id)
         check_output(args.output)
         read_manifest(args.manifest if "://" in args.manifest else os.path.abspath(args.manifest))
-    except (ManifestError, ValidationError, ValueError, OSError) as exc:
+    except (ManifestError, ValidationError, ValueError, OSError, yaml.YAMLError) as exc:
         print(f"clean-clarify: {exc}", file=sys.stderr)
         return EXIT_USAGE
 
@@ -96,14 +97,20 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
+    import yaml
+
     from tasks.config import load_config
-    from tasks.validate import validate_release
+    from tasks.validate import NotARelease, validate_release
 
     release = args.release if "://" in args.release else os.path.abspath(args.release)
     try:
         config = load_config(args.config) if args.config else None
+    except (ValueError, OSError, yaml.YAMLError) as exc:
+        print(f"clean-clarify: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
         problems = validate_release(release, config)
-    except ValueError as exc:
+    except NotARelease as exc:  # a wrong path, not a release that fails
         print(f"clean-clarify: {exc}", file=sys.stderr)
         return EXIT_USAGE
     for problem in problems:

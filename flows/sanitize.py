@@ -64,13 +64,20 @@ def _process_partitions(plan: ReleasePlan, settings: Config, progress: RunProgre
     running: dict = {}
     done: dict[int, str] = {}
     with _gpu_annotation(settings):
-        while waiting or running:
-            while waiting and len(running) < limit:
-                index, uri = waiting.pop(0)
-                running[runner_task.submit(uri, plan.job)] = index
-            finished = next(iter(as_completed(list(running))))
-            done[running.pop(finished)] = finished.result()
-            progress.advance()
+        try:
+            while waiting or running:
+                while waiting and len(running) < limit:
+                    index, uri = waiting.pop(0)
+                    running[runner_task.submit(uri, plan.job)] = index
+                finished = next(iter(as_completed(list(running))))
+                done[running.pop(finished)] = finished.result()
+                progress.advance()
+        except BaseException:
+            # A failed run gives its release id back only once nothing of it still writes there:
+            # a rerun of the id would clear the folder under tasks still running.
+            for future in running:
+                future.wait()
+            raise
     return [done[i] for i in range(len(plan.partition_uris))]
 
 

@@ -24,6 +24,7 @@ from tasks.uris import RowError, Versioned, join, read_bytes, read_versioned, re
 log = logging.getLogger(__name__)
 
 _ATTEMPTS = 5  # compare-and-swap rounds before giving up on a store that keeps changing under us
+_held: set[str] = set()  # tokens of the claims runs in this process hold (several flows may share one)
 
 
 class ReleaseTaken(Exception):
@@ -44,17 +45,34 @@ def claim_uri(output_uri: str, release_id: str) -> str:
     return join(output_uri, ".claims", f"{release_id}.json")
 
 
-def _holder_is_gone(holder: dict) -> bool:
-    """Only a claim made on this host can be proven dead (its process no longer exists)."""
-    if holder.get("host") != socket.gethostname() or not isinstance(holder.get("pid"), int):
-        return False
+def _process_started(pid: int) -> str | None:
+    """When process `pid` started (clock ticks since boot, from /proc), to tell it from a later
+    process that reuses its pid; None where /proc does not say."""
     try:
-        os.kill(holder["pid"], 0)
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[19].decode()
+    except (OSError, IndexError):
+        return None
+
+
+def _holder_is_gone(holder: dict) -> bool:
+    """Only a claim made on this host can be proven dead: its process no longer exists, or its
+    pid now belongs to another process (this one, or a later one: a container restarted with a
+    fixed hostname reuses pids)."""
+    pid = holder.get("pid")
+    if holder.get("host") != socket.gethostname() or not isinstance(pid, int):
+        return False
+    if pid == os.getpid():
+        # A claim of this process that no run here holds: left by an earlier process with our pid.
+        return holder.get("token") not in _held
+    try:
+        os.kill(pid, 0)
     except ProcessLookupError:
         return True
     except PermissionError:
-        return False  # it exists, under another user
-    return False
+        pass  # it exists, under another user
+    started = holder.get("pid_started")
+    return started is not None and _process_started(pid) not in (None, started)
 
 
 def claim_release(output_uri: str, release_id: str) -> Claim:
@@ -72,6 +90,7 @@ def claim_release(output_uri: str, release_id: str) -> Claim:
             except ValueError:
                 holder = {}  # a torn claim from a crash: nobody holds it
             if holder.get("token") == token:
+                _held.add(token)
                 return Claim(uri, token)  # our own write, retried after a lost answer
             if holder and not _holder_is_gone(holder):
                 raise ReleaseTaken(
@@ -80,6 +99,7 @@ def claim_release(output_uri: str, release_id: str) -> Claim:
                     f"delete {uri} if that run is gone")
             log.warning("taking over the claim on release %r left by a run that is gone: %s", release_id, holder)
         if replace_if_unchanged(uri, mine, current):
+            _held.add(token)
             return Claim(uri, token)
     raise StoreContention(f"could not claim release id {release_id!r}: {uri} kept changing")
 
@@ -89,6 +109,7 @@ def release_claim(claim: Claim | None) -> None:
     it runs as a failed run unwinds, whose own error is the one to report."""
     if claim is None:
         return
+    _held.discard(claim.token)
     try:
         current = read_versioned(claim.uri)
         try:

@@ -7,6 +7,7 @@ import fcntl
 import logging
 import os
 import posixpath
+import re
 import time
 import urllib.parse
 import uuid
@@ -62,40 +63,57 @@ def join(base: str, *parts: str) -> str:
 
 # fsspec names more than one protocol for the same store; confinement compares canonical names.
 _PROTOCOL_ALIASES = {"s3a": "s3", "gs": "gcs", "file": "", "local": ""}
+# Percent-encoded separators: HTTP clients and servers decode them, so `..%2f` would climb.
+_ENCODED_SEPARATOR = re.compile(r"%(2f|5c)", re.IGNORECASE)
+_WEB = ("http", "https")
+
+
+def _canonical_url(uri: str) -> str:
+    protocol, _, rest = uri.partition("://")
+    protocol = _PROTOCOL_ALIASES.get(protocol.lower(), protocol.lower())
+    if not protocol:
+        return os.path.realpath(rest or "/")
+    if protocol in _WEB:
+        parts = urllib.parse.urlsplit(f"{protocol}://{rest}")
+        if _ENCODED_SEPARATOR.search(parts.path) or "\\" in parts.path:
+            raise RowError(f"URI {uri!r} encodes a path separator; refused")
+        # Decoded before `..` is folded, as the client that sends it decodes `%2e` (then quoted again).
+        path = urllib.parse.quote(posixpath.normpath(urllib.parse.unquote(parts.path) or "/"), safe="/:@!$&'()*+,;=~")
+        return urllib.parse.urlunsplit((parts.scheme, parts.netloc.lower(), path, parts.query, ""))
+    return f"{protocol}://{posixpath.normpath(rest).lstrip('/')}"
 
 
 def canonical(uri: str) -> str:
     """`uri` with `..` and `//` folded, `file://` as a plain path and local links followed: the
     form in which confinement compares a row's URI with the roots it may read, and then reads it.
 
-    A chained URL (`simplecache::s3://…`, `zip://a::s3://…`) is returned as given: only an allow-list
-    entry naming the same chain can admit it.
+    A chained URL (`simplecache::s3://…`, `zip://member::s3://…/a.zip`) is canonical layer by
+    layer; its last layer names the store that is read.
     """
     if "::" in uri:
-        return uri
+        return "::".join(canonical(layer) if has_protocol(layer) else layer.lower() for layer in uri.split("::"))
     if has_protocol(uri):
-        protocol, _, rest = uri.partition("://")
-        protocol = _PROTOCOL_ALIASES.get(protocol.lower(), protocol.lower())
-        if not protocol:
-            return os.path.realpath(rest or "/")
-        if protocol in ("http", "https"):
-            parts = urllib.parse.urlsplit(f"{protocol}://{rest}")
-            path = posixpath.normpath(parts.path or "/")
-            return urllib.parse.urlunsplit((parts.scheme, parts.netloc.lower(), path, parts.query, ""))
-        return f"{protocol}://{posixpath.normpath(rest).lstrip('/')}"
+        return _canonical_url(uri)
     return os.path.realpath(uri)
 
 
-def is_under(uri: str, root: str) -> bool:
-    """Whether canonical `uri` is `root` or lies inside it (whole path segments: `/a/bc` is not
-    under `/a/b`)."""
+def _under_path(uri: str, root: str) -> bool:
     if uri == root:
         return True
-    if "::" in uri or "::" in root:
-        # A chain is admitted only by an entry that spells the chain out: `s3://b/set/x::http://…`
-        # starts like the root `s3://b/set` but reads through another filesystem.
-        return "::" in uri and "::" in root and uri.startswith(root)
     return uri.startswith(root.rstrip("/\\") + ("/" if has_protocol(root) else os.sep))
+
+
+def is_under(uri: str, root: str) -> bool:
+    """Whether canonical `uri` is `root` or lies inside it: whole path segments (`/a/bc` is not
+    under `/a/b`), and for a chain the same layers (protocols) with its last layer, the store that
+    is read, under the root's (`s3://b/set/x::http://…` is not under `s3://b/set`)."""
+    layers, root_layers = uri.split("::"), root.split("::")
+    if len(layers) != len(root_layers):
+        return False
+    for layer, root_layer in zip(layers[:-1], root_layers[:-1]):
+        if layer.partition("://")[0] != root_layer.partition("://")[0]:
+            return False
+    return _under_path(layers[-1], root_layers[-1])
 
 
 def resolve(uri: str, root: str, allow: tuple[str, ...] | list[str] = ()) -> str:
@@ -125,8 +143,11 @@ def read_bytes(uri: str, what: str = "image", max_bytes: int | None = None) -> b
     """The bytes of `uri`; a `RowError` when it is missing, unreadable or over `max_bytes` (read no
     further than one byte past the cap, so a huge file cannot fill the worker's memory)."""
 
+    # A web root admits no redirect: its target was never checked against the roots.
+    options = {"allow_redirects": False} if uri.partition("://")[0].lower() in _WEB else {}
+
     def read() -> bytes:
-        with fsspec.open(uri, "rb") as f:
+        with fsspec.open(uri, "rb", **options) as f:
             return f.read() if max_bytes is None else f.read(max_bytes + 1)
 
     try:
@@ -339,9 +360,16 @@ def parquet_from_bytes(data: bytes):
     return pq.ParquetFile(pa.BufferReader(data)).read(use_threads=False)
 
 
-def read_parquet(uri: str):
+def read_file(uri: str) -> bytes:
+    """The whole file at `uri` (a file of the run's own: no cap), transient errors retried; other
+    errors (FileNotFoundError, ...) as the store raised them."""
+
     def read() -> bytes:
         with fsspec.open(uri, "rb") as f:
             return f.read()
 
-    return parquet_from_bytes(_with_retries(read, f"reading {uri}"))
+    return _with_retries(read, f"reading {uri}")
+
+
+def read_parquet(uri: str):
+    return parquet_from_bytes(read_file(uri))

@@ -18,11 +18,16 @@ from tasks.gate import gate_images, gate_release
 from tasks.uris import RowError, exists, join, read_bytes, read_parquet
 
 
+class NotARelease(ValueError):
+    """The path holds no release at all."""
+
+
 def validate_release(release_uri: str, config: Config | None = None) -> list[str]:
     """Every reason `release_uri` is not a valid release; empty when it is."""
     problems: list[str] = []
     if not exists(join(release_uri, "release.json")):
-        return [f"{release_uri} is not a release: release.json is missing"]
+        # A wrong path is a usage error, not a release that failed: callers branch on the difference.
+        raise NotARelease(f"{release_uri} is not a release: release.json is missing")
     info = json.loads(read_bytes(join(release_uri, "release.json")))
     if not exists(join(release_uri, "_SUCCESS")):
         problems.append("the release is incomplete: _SUCCESS is missing" + (

@@ -1,6 +1,7 @@
 """Concurrent runs on one store: a release id is held by one run, LATEST only moves forward."""
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -79,3 +80,17 @@ def test_a_claim_left_by_a_dead_process_on_this_host_is_taken_over(tmp_path):
         json.dump({"token": "far", "host": "another-host", "pid": 1, "claimed_at": "x"}, f)
     with pytest.raises(ReleaseTaken, match=r"delete .*r\.json if that run is gone"):
         claim_release(str(tmp_path), "r")
+
+
+def test_a_leftover_claim_naming_this_very_process_is_taken_over(tmp_path):
+    """A container restarted with a fixed hostname can give the new run the old run's pid."""
+    uri = claim_uri(str(tmp_path), "r")
+    (tmp_path / ".claims").mkdir()
+    Path(uri).write_text(json.dumps({"token": "old", "host": socket.gethostname(), "pid": os.getpid()}))
+    claim = claim_release(str(tmp_path), "r")
+    assert json.loads(Path(uri).read_text())["token"] == claim.token
+    release_claim(claim)
+    # The same pid with another start time is another process: the holder is gone.
+    Path(uri).write_text(json.dumps({"token": "old", "host": socket.gethostname(), "pid": os.getppid(),
+                                     "pid_started": "1"}))
+    release_claim(claim_release(str(tmp_path), "r"))

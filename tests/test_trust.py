@@ -3,6 +3,7 @@ entries, a manifest changed mid-run, release ids and exit codes."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import http.server
 import subprocess
@@ -48,6 +49,11 @@ class CountingServer:
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self):
                 requests.append(self.path)
+                if self.path.endswith("/redirect"):
+                    self.send_response(302)
+                    self.send_header("Location", "/secret.png")
+                    self.end_headers()
+                    return
                 self.send_response(200)
                 self.send_header("Content-Type", "image/png")
                 self.send_header("Content-Length", str(len(body)))
@@ -222,3 +228,43 @@ def test_cache_keys_name_the_device_and_the_libraries_that_make_the_bytes():
     for change in ({"device": "cuda"}, {"torch": "2.14.1"}, {"opencv": "4.8.0"}, {"pillow": "10.1.0"},
                    {"onnxruntime": "1.20.0"}):
         assert content_key(row, b"img", None, config, {"clean": "exemplar:1"}, {**runtime, **change}) != key, change
+
+
+def test_config_syntax_errors_and_wrong_release_paths_are_usage_errors(tmp_path, photo_folder, capsys):
+    path = manifest(photo_folder, [{"image_id": "a", "image_uri": "coffee.png"}])
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("engines: {object: [unclosed\n")
+    assert main(["run", path, "--output", str(tmp_path / "out"), "--config", str(broken)]) == EXIT_USAGE
+    assert main(["validate", str(tmp_path), "--config", str(broken)]) == EXIT_USAGE
+    # A path that holds no release is a mistake of the caller's, not a release that failed (1).
+    assert main(["validate", str(tmp_path / "nothing-here")]) == EXIT_USAGE
+    assert "is not a release" in capsys.readouterr().err
+
+
+def test_a_store_that_does_not_answer_is_not_a_bad_manifest(tmp_path, monkeypatch):
+    import fsspec
+
+    import tasks.uris
+    from data_contracts.manifest import load_manifest
+    from tasks.uris import TransientStorageError
+
+    def reset(*args, **kwargs):
+        raise ConnectionResetError("connection reset by peer")
+
+    monkeypatch.setattr(tasks.uris, "RETRY_BACKOFF", 0.01)
+    monkeypatch.setattr(fsspec, "open", reset)
+    with pytest.raises(TransientStorageError, match="after 3 attempts"):
+        load_manifest(str(tmp_path / "manifest.parquet"))
+
+
+def test_a_web_root_follows_no_redirect_out_of_it(tmp_path):
+    from tasks.uris import RowError, read_bytes, resolve
+
+    server = CountingServer(b"secret")
+    try:
+        uri = resolve(f"{server.url}/img/redirect", str(tmp_path), (f"{server.url}/img",))
+        with contextlib.suppress(RowError):
+            assert read_bytes(uri) != b"secret"
+        assert server.requests and "/secret.png" not in server.requests
+    finally:
+        server.close()

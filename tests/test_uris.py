@@ -40,10 +40,23 @@ def test_relative_paths_resolve_under_the_manifest_folder():
     ("zip://a.png::s3://bucket/set/x.zip", "s3://bucket/set"),
     ("s3://bucket/set/x::http://127.0.0.1:9/a.png", "s3://bucket/set"),
     ("memory://a.png", "/data/set"),
+    ("http://127.0.0.1:9/set/%2e%2e/secret.png", "http://127.0.0.1:9/set"),
+    ("http://127.0.0.1:9/set/.%2E/secret.png", "http://127.0.0.1:9/set"),
+    ("%2e%2e/secret.png", "http://127.0.0.1:9/set"),
+    ("simplecache::s3://bucket/set/../private/a.png", "simplecache::s3://bucket/set"),
+    ("simplecache::s3://bucket/settings/a.png", "simplecache::s3://bucket/set"),
+    ("simplecache::s3://bucket/set/x::http://127.0.0.1:9/a", "simplecache::s3://bucket/set"),
+    ("blockcache::s3://bucket/set/a.png", "simplecache::s3://bucket/set"),
 ])
 def test_uris_outside_the_manifest_folder_are_refused_by_default(uri, root):
     with pytest.raises(RowError, match=r"add its root to inputs\.allow"):
         resolve(uri, root)
+
+
+@pytest.mark.parametrize("uri", ["http://127.0.0.1:9/set/..%2fsecret.png", "http://127.0.0.1:9/set/..%5Csecret.png"])
+def test_web_paths_that_encode_a_separator_are_refused(uri):
+    with pytest.raises(RowError, match="encodes a path separator"):
+        resolve(uri, "http://127.0.0.1:9/set")
 
 
 def test_the_allow_list_admits_its_roots_and_nothing_beside_them():
@@ -54,6 +67,9 @@ def test_the_allow_list_admits_its_roots_and_nothing_beside_them():
     assert resolve("https://CDN.example.com/img/a.png", "/data/set", allow) == "https://cdn.example.com/img/a.png"
     chain = ("simplecache::s3://shared/photos",)
     assert resolve("simplecache::s3://shared/photos/a.png", "/data/set", chain) == "simplecache::s3://shared/photos/a.png"
+    assert resolve("zip://b.png::s3://shared/photos/a.zip", "/data/set", ("zip::s3://shared/photos",)) == (
+        "zip://b.png::s3://shared/photos/a.zip")
+    assert resolve("b.png", "simplecache::s3://shared/photos") == "simplecache::s3://shared/photos/b.png"
     for outside in ("/mnt/photos2/a.png", "s3://shared/private/a.png", "https://cdn.example.com/img2/a.png",
                     "https://cdn.example.com/img/../admin", "http://cdn.example.com/img/a.png"):
         with pytest.raises(RowError, match=r"inputs\.allow"):
