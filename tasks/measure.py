@@ -36,6 +36,9 @@ from tasks.probes import immerkaer_sigma, laplacian_std, luminance
 
 MIN_PIXELS = 16  # below this a region's statistics are noise, not measurement
 MIN_LINES = 3  # continuity of fewer entering lines is chance, not a measurement
+RING_SCALE, RING_WIDTHS = 0.5, (6, 48)  # ring width: this times sqrt(component area), within these px
+EDGE_PERCENTILE, MIN_EDGE_GRADIENT = 90, 40.0  # Canny's high threshold: the ring's 90th gradient, at least 40
+MIN_NATURAL_STEP = 0.5  # grey levels: the seam score's denominator never falls below half a level
 _EPS = 1e-6
 
 
@@ -65,7 +68,7 @@ def text_still_detected(final: np.ndarray, mask: np.ndarray, find_text, margin: 
 
 
 def ring_width(area: int) -> int:
-    return int(np.clip(round(0.5 * math.sqrt(area)), 6, 48))
+    return int(np.clip(round(RING_SCALE * math.sqrt(area)), *RING_WIDTHS))
 
 
 def gradient_magnitude(lum: np.ndarray) -> np.ndarray:
@@ -76,7 +79,7 @@ def gradient_magnitude(lum: np.ndarray) -> np.ndarray:
 
 def strong_edges(lum: np.ndarray, reference: np.ndarray) -> np.ndarray:
     """Canny edges with thresholds set by the gradient statistics of `reference` (the ring)."""
-    high = max(float(np.percentile(reference, 90)), 40.0)
+    high = max(float(np.percentile(reference, EDGE_PERCENTILE)), MIN_EDGE_GRADIENT)
     lum8 = np.clip(lum, 0, 255).astype(np.uint8)
     return cv2.Canny(lum8, high / 2, high, L2gradient=True) > 0
 
@@ -147,7 +150,7 @@ def seam_score(lum: np.ndarray, fill: np.ndarray, ring: np.ndarray, band: float 
         return math.nan
     step = np.abs(mean_inner - mean_outer)[boundary].mean()
     natural = np.abs(mean_outer - mean_outer2)[reference].mean()
-    return float(step / max(natural, 0.5))
+    return float(step / max(natural, MIN_NATURAL_STEP))
 
 
 def _continuity(lum: np.ndarray, fill: np.ndarray, ring: np.ndarray, gradient: np.ndarray, width: int) -> tuple[int, int]:
