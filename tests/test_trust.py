@@ -175,6 +175,7 @@ def test_a_release_id_held_by_a_live_run_is_refused(tmp_path, photo_folder):
         release_claim(held)
 
 
+@pytest.mark.integration  # each case starts the CLI
 @pytest.mark.parametrize("release_id", ["x\ny", "../up", ".hidden", "a/b", "", "x" * 129, "café"])
 def test_bad_release_ids_exit_2_before_anything_starts(tmp_path, photo_folder, release_id):
     path = manifest(photo_folder, [{"image_id": "a", "image_uri": "coffee.png"}])
@@ -185,6 +186,7 @@ def test_bad_release_ids_exit_2_before_anything_starts(tmp_path, photo_folder, r
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.integration  # starts the CLI
 def test_usage_errors_exit_2(tmp_path, photo_folder):
     path = manifest(photo_folder, [{"image_id": "a", "image_uri": "coffee.png"}])
     (tmp_path / "afile").write_text("not a folder")
