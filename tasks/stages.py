@@ -95,6 +95,31 @@ class EditStage(Stage):
         return write_back(items, outputs) if in_place else outputs
 
 
+class BatchesOnDevice:
+    """A mixin for stages whose crops of several images share batches on CUDA (exemplar, regrain).
+
+    On the CPU each crop is its own batch unless `cpu_batch` is over 1, which tests use to run the
+    CUDA batching there. The class attribute is the default; a constructor given `cpu_batch` sets
+    it for that instance (a test raises the class's for a whole partition run)."""
+
+    cpu_batch: int = 1
+    device: object  # torch.device, set by the stage's constructor
+
+    def _set_cpu_batch(self, cpu_batch: int | None) -> None:
+        if cpu_batch is not None:
+            self.cpu_batch = cpu_batch
+
+    @property
+    def shares_batches(self) -> bool:
+        """Whether holding a group of images together for `run_many` pays: only when their crops
+        share batches."""
+        return self.device.type == "cuda" or self.cpu_batch > 1
+
+    def batch_size(self, on_device: int) -> int:
+        """Crops per batch: `on_device` on CUDA, `cpu_batch` on the CPU."""
+        return on_device if self.device.type == "cuda" else self.cpu_batch
+
+
 class DetectStage(Stage):
     """A detector: `image -> mask` (HxW bool, True = found)."""
 

@@ -53,7 +53,7 @@ from tasks.device import pick_device
 from tasks.masks import mask_components
 from tasks.probes import IMMERKAER_KERNEL, LAPLACIAN_KERNEL
 from tasks.settings import RegrainConfig
-from tasks.stages import EditContext, EditStage
+from tasks.stages import BatchesOnDevice, EditContext, EditStage
 
 BANDS = (1.0, 3.0)  # Gaussian sigmas: fine = image - G(1), mid = G(1) - G(3), base = G(3)
 BINS = 6  # intensity bins of the noise level function
@@ -677,11 +677,10 @@ def _regrain_batch(jobs: list[CropJob], plans: list[dict], feather: float, devic
     return outputs
 
 
-class Regrain(EditStage):
+class Regrain(BatchesOnDevice, EditStage):
     kind = "clarify"
     name = "regrain"
     version = "5"  # bump when the output bytes change: finished work is keyed by it
-    cpu_batch = 1  # when the constructor is given none (a test raises it here for a whole partition)
 
     def __init__(self, settings: RegrainConfig, device: torch.device, cpu_batch: int | None = None):
         """`cpu_batch`: crops re-grained together on the CPU (1: each alone; more runs CUDA's batching there)."""
@@ -690,18 +689,11 @@ class Regrain(EditStage):
         self.block = settings.block
         self.batch = settings.batch
         self.device = device
-        if cpu_batch is not None:  # else the class's, read at each call
-            self.cpu_batch = cpu_batch
+        self._set_cpu_batch(cpu_batch)
 
     @classmethod
     def from_config(cls, config) -> Regrain:
         return cls(config.regrain, pick_device(config.device))
-
-    @property
-    def shares_batches(self) -> bool:
-        """Whether crops of several images go through one batch (CUDA): only then is it worth
-        holding a partition group's cleaned photos together for `run_many`."""
-        return self.device.type == "cuda" or self.cpu_batch > 1
 
     def __call__(self, image: np.ndarray, mask: np.ndarray, context: EditContext) -> np.ndarray:
         return self.run_many([(image, mask, context)])[0]
@@ -718,7 +710,7 @@ class Regrain(EditStage):
             for number, (rows, cols) in enumerate(mask_components(mask, self.margin)):
                 jobs.append(CropJob(image[rows, cols], mask[rows, cols], context.seed + number, fill_has_grain))
                 places.append((index, rows, cols))
-        batch = self.batch if self.device.type == "cuda" else self.cpu_batch
+        batch = self.batch_size(self.batch)
         crops = regrain_crops(jobs, self.feather, self.device, self.block, batch)
         outputs = [image if in_place else image.copy() for image, _, _ in items]
         for (index, rows, cols), crop in zip(places, crops):

@@ -40,7 +40,7 @@ import torch.nn.functional as F
 from tasks.device import pick_device
 from tasks.masks import mask_components
 from tasks.settings import ExemplarConfig
-from tasks.stages import EditContext, EditStage, write_back
+from tasks.stages import BatchesOnDevice, EditContext, EditStage, write_back
 
 
 def _pyramid(image: torch.Tensor, hole: torch.Tensor, levels: int):
@@ -598,28 +598,21 @@ def _upsample_field(coarse: _Field, fine: _Field, sy, sx, dist, generators):
     return sy, sx, dist_grid[ck, cy, cx]
 
 
-class Exemplar(EditStage):
+class Exemplar(BatchesOnDevice, EditStage):
     kind = "clean"
     name = "exemplar"
     version = "2"  # bump when the output bytes change: finished work is keyed by it
     copies_grain = True  # the fill is the photo's own pixels, grain included (see Regrain)
-    cpu_batch = 1  # when the constructor is given none (a test raises it here for a whole partition)
 
     def __init__(self, params: ExemplarConfig, device: torch.device, cpu_batch: int | None = None):
         """`cpu_batch`: crops filled together on the CPU (1: each alone; more runs CUDA's batching there)."""
         self.params = params
         self.device = device
-        if cpu_batch is not None:  # else the class's, read at each call
-            self.cpu_batch = cpu_batch
+        self._set_cpu_batch(cpu_batch)
 
     @classmethod
     def from_config(cls, config) -> Exemplar:
         return cls(config.exemplar, pick_device(config.device))
-
-    @property
-    def shares_batches(self) -> bool:
-        """Crops of several images share batches on CUDA (or with `cpu_batch` over 1)."""
-        return self.device.type == "cuda" or self.cpu_batch > 1
 
     def _margin(self, mask: np.ndarray) -> int:
         extents = [max(r.stop - r.start, c.stop - c.start) for r, c in mask_components(mask, 0)]
@@ -654,7 +647,7 @@ class Exemplar(EditStage):
                 generator = torch.Generator().manual_seed((int(context.seed) + number) & 0x7FFF_FFFF_FFFF_FFFF)
                 hole_t = torch.from_numpy(np.ascontiguousarray(hole)).to(self.device)
                 pending.append((index, rows, cols, _Crop(pixels, hole_t, generator, levels)))
-        size = self.params.batch if self.device.type == "cuda" else self.cpu_batch
+        size = self.batch_size(self.params.batch)
         by_kind: dict[tuple[int, int], list] = {}  # a batch shares a pyramid depth and a channel count
         for entry in pending:
             by_kind.setdefault((entry[3].levels, entry[3].pixels.shape[0]), []).append(entry)
