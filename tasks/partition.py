@@ -306,7 +306,7 @@ def _finish(edit: _Edit, job: Job) -> dict:
     result.update(measure_edit(photo.colour, final, mask, row.get("action") or "remove",
                                row.get("removal") or "object").as_record())
     if edit.is_text and mask.any():
-        result["text_detected"] = text_still_detected(final, mask, get_stage("detect", "text", config).regions)
+        result["text_detected"] = text_still_detected(final, mask, get_stage("detect", "text", config))
     result["measure_seconds"] = time.perf_counter() - measure_started
 
     trace["stage"] = "write"
