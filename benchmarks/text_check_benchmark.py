@@ -13,9 +13,10 @@ to its strokes. Each case is checked four ways:
 The check runs the detector on a crop around the mask, at a scale: `upscaled` (the crop's short side
 brought to `min_side`, 736 px: the check as it was), `frame` (the scale the whole frame is detected
 at) and `text` (the default: the crop at the scale the text's height needs, never below the
-frame's). Reported: share of cases where it fires, and milliseconds per check.
+frame's; `--heights` compares targets). Reported: share of cases where it fires, and milliseconds
+per check.
 
-    .venv/bin/python benchmarks/text_check_benchmark.py [--cases 40] [--seed 5]
+    .venv/bin/python benchmarks/text_check_benchmark.py [--cases 40] [--seed 5] [--heights 96,128]
 
 Writes benchmarks/results/text_check.md.
 """
@@ -106,7 +107,8 @@ def main(argv=None) -> int:
                 fired[mode, variant].append(hit)
     lines = [
         "# Measure's text check: still catching what is left, at what cost", "",
-        f"`python benchmarks/text_check_benchmark.py --cases {args.cases} --seed {args.seed}` on {os.cpu_count()} "
+        f"`python benchmarks/text_check_benchmark.py --cases {args.cases} --seed {args.seed} --heights {args.heights}` "
+        f"on {os.cpu_count()} "
         f"CPU cores, onnxruntime {config.torch_threads} thread: {len(made)} strings (4 MP camera frames and "
         "scikit-image photos, 16-96 px), each checked on four results; share of checks that fire "
         "(should: left, ghost; should not: removed, truth):", "",
