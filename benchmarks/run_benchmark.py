@@ -67,11 +67,11 @@ GATE = {"gate": {"max_quarantine_fraction": 0.5, "overrides": [
 STEPS = ("read", "decode", "find", "detect", "clean", "clarify", "measure", "encode", "write")
 
 
-def camera_photos() -> dict[str, np.ndarray]:
+def camera_photos(cache: Path = CACHE) -> dict[str, np.ndarray]:
     """mate-backgrounds' camera photos (RGB), fetched once into the cache as the other benchmarks do."""
-    root = CACHE / "mate" / "root" / "usr" / "share" / "backgrounds" / "mate"
+    root = cache / "mate" / "root" / "usr" / "share" / "backgrounds" / "mate"
     if not (root / "nature").is_dir():
-        target = CACHE / "mate"
+        target = cache / "mate"
         target.mkdir(parents=True, exist_ok=True)
         subprocess.run(["apt-get", "download", "mate-backgrounds"], cwd=target, check=True, capture_output=True,
                        timeout=300)
@@ -134,14 +134,14 @@ def paste_house_number(frame: np.ndarray, rng) -> tuple[np.ndarray, list[float]]
     return np.asarray(image), [float(plate[0] - 6), float(plate[1] - 6), float(plate[2] + 6), float(plate[3] + 6)]
 
 
-def write_dataset(folder: Path, count: int, seed: int) -> tuple[str, list[dict]]:
+def write_dataset(folder: Path, count: int, seed: int, cache: Path = CACHE) -> tuple[str, list[dict]]:
     """`count` 4 MP rows in turn of KINDS; returns (manifest path, rows with their kind)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
     from PIL import Image
 
     rng = np.random.default_rng(seed)
-    photos = camera_photos()
+    photos = camera_photos(cache)
     names = list(photos)
     donors = [cv2.resize(p, (640, 400), interpolation=cv2.INTER_AREA) for p in photos.values()]
     (folder / "images").mkdir(parents=True, exist_ok=True)
@@ -247,6 +247,8 @@ def main(argv=None) -> int:
                         help="the config's `device` (default: the default config, device auto)")
     parser.add_argument("--no-patchmatch", action="store_true", help="skip the peer (pypatchmatch)")
     parser.add_argument("--keep", help="keep the dataset and the release store in this folder")
+    parser.add_argument("--cache", type=Path, default=CACHE, help="where mate-backgrounds is (or goes): a machine "
+                        "without apt access gets a copy of ~/.cache/clean-clarify/mate under this folder")
     parser.add_argument("--no-write", action="store_true", help="print only, leave benchmarks/results alone")
     args = parser.parse_args(argv)
 
@@ -254,7 +256,7 @@ def main(argv=None) -> int:
 
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(args.keep or tmp)
-        manifest, rows = write_dataset(work / "data", args.photos, args.seed)
+        manifest, rows = write_dataset(work / "data", args.photos, args.seed, args.cache)
         config_path = work / "config.yaml"
         config_path.write_text(json.dumps({**GATE, **({"device": args.device} if args.device else {})}))
         output = work / "out"
