@@ -34,6 +34,13 @@ COMPONENT_TYPE = pa.struct(
     ]
 )
 
+# Seconds a row spent in each step of this run, on the path of the data: read (bytes, content key,
+# cache lookup), decode, find (mask file, boxes, polygons, text strokes), detect (the row's
+# detectors), clean, clarify, measure (text_check: the text detector's part of it), encode, write
+# (the image and its cache entry). Kept in timings.parquet only; null where a step did not run.
+STEP_SECONDS = ("read_seconds", "decode_seconds", "find_seconds", "detect_seconds", "clean_seconds",
+                "clarify_seconds", "measure_seconds", "text_check_seconds", "encode_seconds", "write_seconds")
+
 RECORD_SCHEMA = pa.schema(
     [
         ("image_id", pa.string()),
@@ -64,16 +71,16 @@ RECORD_SCHEMA = pa.schema(
         ("flags", pa.list_(pa.string())),
         ("content_key", pa.string()),
         ("reused", pa.bool_()),
-        ("clean_seconds", pa.float64()),
-        ("measure_seconds", pa.float64()),
+        # STEP_SECONDS (a reused row has only read and write), then `seconds`: the row end to end.
+        *((name, pa.float64()) for name in STEP_SECONDS),
         ("seconds", pa.float64()),
         ("review_uri", pa.string()),  # publish: where an edit the suites refused is kept
     ]
 )
 
 # Fields that name the row, its place or this run, not what its content made.
-_RUN_FIELDS = ("image_id", ROW_INDEX, "reason", "source_uri", "output_uri", "content_key", "reused", "seconds",
-               "review_uri")
+_RUN_FIELDS = ("image_id", ROW_INDEX, "reason", "source_uri", "output_uri", "content_key", "reused", *STEP_SECONDS,
+               "seconds", "review_uri")
 # What the cache keeps of a finished row: the content's fields, and the output file's extension.
 CONTENT_FIELDS = (*(name for name in RECORD_SCHEMA.names if name not in _RUN_FIELDS), "extension")
 
@@ -89,7 +96,7 @@ QUARANTINE_COLUMNS = (
     *METRIC_COLUMNS, "text_detected",
 )
 # timings.parquet: what varies from run to run, kept apart so the two tables above are reproducible.
-TIMING_COLUMNS = ("image_id", "status", "reused", "clean_seconds", "measure_seconds", "seconds")
+TIMING_COLUMNS = ("image_id", "status", "reused", *STEP_SECONDS, "seconds")
 
 # images/metadata.parquet adds `file_name`, and Hugging Face `datasets` names the decoded file `image`.
 TRAINING_VIEW_COLUMNS = ("file_name", "image")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import time
 
 from prefect import flow, task
@@ -50,6 +51,24 @@ def _gpu_annotation(config: Config):
     import dask
 
     return dask.annotate(resources={"GPU": 1})
+
+
+def _runner_workers(config: Config) -> int | None:
+    """How many partitions this run's task runner works on at once: the thread pool's size, or the
+    Dask cluster's threads; `workers` in the config caps both. None when it cannot tell."""
+    runner = get_run_context().task_runner
+    count = None
+    if isinstance(runner, ThreadPoolTaskRunner) and runner._max_workers < sys.maxsize:
+        count = runner._max_workers
+    else:
+        with contextlib.suppress(Exception):  # a cluster that cannot say: the default
+            from prefect_dask import DaskTaskRunner
+
+            if isinstance(runner, DaskTaskRunner):
+                count = sum(runner.client.nthreads().values()) or None
+    if config.workers:
+        count = min(count or config.workers, config.workers)
+    return count
 
 
 def _process_partitions(plan: ReleasePlan, settings: Config, progress: RunProgress) -> list[str]:
@@ -114,7 +133,8 @@ def sanitize(
     # Weights named in the config load here first: a wrong URL or hash fails the run at once.
     load_engines(settings)
     started = time.perf_counter()
-    plan: ReleasePlan = plan_task(manifest, output, settings, release_id)
+    # Partitions are cut so that every worker of the runner has one from the first second.
+    plan: ReleasePlan = plan_task(manifest, output, settings, release_id, _runner_workers(settings))
     try:  # the plan holds the release id for this run until it ends, however it ends
         summary = _process_and_publish(plan, settings, started)
     finally:

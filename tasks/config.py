@@ -110,9 +110,9 @@ class Config(_Strict):
     report_worst: int = Field(6, ge=0, description="Images per metric shown in the HTML report's worst lists.")
     device: Literal["auto", "cpu", "cuda"] = "auto"
     torch_threads: int = Field(
-        1, ge=1, description="CPU threads torch may use inside one partition task. Partitions give the "
-        "parallelism; with 1, outputs are the same bytes on every machine (a parallel reduction's "
-        "order depends on the thread count).")
+        1, ge=1, description="CPU threads torch (and onnxruntime's text detector) may use inside one "
+        "partition task. Partitions give the parallelism; with 1, outputs are the same bytes on every machine "
+        "(a parallel reduction's order depends on the thread count).")
 
     @field_validator("engines")
     @classmethod

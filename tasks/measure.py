@@ -55,16 +55,34 @@ def outside_changed(original: np.ndarray, final: np.ndarray, mask: np.ndarray) -
     return int(np.count_nonzero(differs & ~mask))
 
 
-def text_still_detected(final: np.ndarray, mask: np.ndarray, find_text, margin: int = 24) -> bool:
-    """Does the text detector `find_text(image) -> HxW bool` still fire inside the removed region?
+TEXT_CHECK_HEIGHT = 128  # px: the removed region's height the check brings it to (text_check_benchmark.py)
 
-    It runs on a crop around the mask (text is found in context, and a crop is cheap)."""
+
+def text_still_detected(final: np.ndarray, mask: np.ndarray, detector, margin: int = 24, mode: str = "text",
+                        height: int = TEXT_CHECK_HEIGHT) -> bool:
+    """Does the text detector still fire inside the removed region?
+
+    `detector`: `regions(image, scale) -> HxW bool` and `scale_for(shape)`, the scale it detects a
+    whole image of that shape at (`tasks.detect.text.TextDetector`). It runs on a crop around the
+    mask (text is found in context, and a crop is cheap), at the scale the text needs (`mode`
+    "text"): the removed region's height brought to `height` pixels, never below the scale
+    the whole frame is detected at (what the detector found on the frame, it finds again) nor above
+    the crop's own short side brought to the detector's `min_side`. "frame": the frame's scale;
+    "upscaled": the crop's short side brought to `min_side` (the check as it was: several times
+    the cost for the same catches; benchmarks/text_check_benchmark.py)."""
     ys, xs = np.nonzero(mask)
     if not len(ys):
         return False
     rows = slice(max(0, ys.min() - margin), ys.max() + margin + 1)
     cols = slice(max(0, xs.min() - margin), xs.max() + margin + 1)
-    return bool((find_text(final[rows, cols]) & mask[rows, cols]).any())
+    crop = final[rows, cols]
+    upscaled = detector.scale_for(crop.shape)
+    if mode == "upscaled":
+        scale = upscaled
+    else:
+        frame = detector.scale_for(final.shape)
+        scale = frame if mode == "frame" else min(max(frame, height / (ys.max() - ys.min() + 1)), upscaled)
+    return bool((detector.regions(crop, scale) & mask[rows, cols]).any())
 
 
 def ring_width(area: int) -> int:

@@ -21,7 +21,7 @@ import pyarrow as pa
 import torch
 
 from data_contracts.manifest import row_problem
-from data_contracts.records import RECORD_SCHEMA
+from data_contracts.records import RECORD_SCHEMA, STEP_SECONDS
 from tasks.cache import content_key, lookup, runtime_versions, store
 from tasks.clean import composite
 from tasks.images import decode_photo, encode_photo
@@ -86,6 +86,12 @@ class _Edit:
     result: dict = field(default_factory=dict)
     cleaned: np.ndarray | None = None  # the row after Clean, composited in the mask
     clarified: bool = False  # `cleaned` was clarified in place by a batch
+
+
+def _lap(clock: float) -> tuple[float, float]:
+    """(seconds since `clock`, now): one step's time, and the start of the next."""
+    now = time.perf_counter()
+    return now - clock, now
 
 
 def edit_row(row: dict, job: Job) -> dict:
@@ -173,11 +179,15 @@ def _find(row: dict, job: Job, record: dict, trace: dict) -> _Edit | dict:
     }, runtime_versions(config.device))
     record["content_key"] = key
     cached = lookup(job.cache_uri, key) if job.cache_uri else None
+    record["read_seconds"] = time.perf_counter() - started
     if cached is not None:
         trace["stage"] = "write"
+        write_started = time.perf_counter()
         relative = output_name(row["image_id"], cached.record["extension"])
         write_bytes(join(job.release_uri, relative), cached.data)
-        record.update(cached.record, output_uri=relative, reused=True)
+        # Only what this run did is timed: an entry written before timings left the cache has some.
+        record.update({k: v for k, v in cached.record.items() if k not in STEP_SECONDS}, output_uri=relative,
+                      reused=True, write_seconds=time.perf_counter() - write_started)
         return record
     edit = _Edit(row, record, trace, started, source_bytes, mask_bytes, engine_name, clarify_name)
     _find_pixels(edit, job)
@@ -188,7 +198,10 @@ def _find_pixels(edit: _Edit, job: Job) -> None:
     """Decode the photo and build the row's mask (given shapes, detectors, stroke refinement)."""
     config, row, trace = job.config, edit.row, edit.trace
     trace["stage"] = "read"
+    clock = time.perf_counter()
     photo = decode_photo(edit.source_bytes, config.max_pixels)
+    steps = edit.record
+    steps["decode_seconds"], clock = _lap(clock)
     trace["stage"] = "find"
     mask = build_mask(row, photo.size, lambda uri: edit.mask_bytes, config.max_pixels)
     # A row naming a detector that does not exist is quarantined rather than published with its
@@ -196,14 +209,18 @@ def _find_pixels(edit: _Edit, job: Job) -> None:
     missing = [name for name in (row.get("detect") or []) if ("detect", name) not in STAGES]
     if missing:
         raise RowError(f"detector(s) {missing} requested but not available; available: {names('detect')}")
+    steps["find_seconds"], clock = _lap(clock)
     for name in row.get("detect") or []:
         mask |= get_stage("detect", name, config)(photo.colour)
+    if row.get("detect"):
+        steps["detect_seconds"], clock = _lap(clock)
     is_text = (row.get("removal") or "object") == "text" and (row.get("action") or "remove") == "remove"
     if is_text and mask.any():
         # Stroke-accurate: the hole is the letters (and their halo), not the box around them, so
         # the photo between the letters is never re-invented, re-grained or counted as edited.
         mask = refine_text_mask(photo.colour, mask, grow=config.text.grow, margin=config.text.margin)
     fraction = mask_fraction(mask)
+    steps["find_seconds"] += _lap(clock)[0]
     if fraction > config.max_mask_fraction:
         raise RowError(
             f"mask covers {fraction:.0%} of the image, over max_mask_fraction {config.max_mask_fraction:.0%}: "
@@ -285,7 +302,6 @@ def _finish(edit: _Edit, job: Job) -> dict:
     photo, mask = edit.photo, edit.mask
     final = photo.colour
     _clean(edit, job)
-    clarify_started = time.perf_counter()
     if not mask.any():
         result["flags"].append("empty_mask")
     else:
@@ -293,27 +309,29 @@ def _finish(edit: _Edit, job: Job) -> dict:
         final = edit.cleaned
         if edit.clarify_name != "none":
             trace["stage"] = "clarify"
+            clarify_started = time.perf_counter()
             result["clarify"] = edit.clarify_name
             clarified = final if edit.clarified else get_stage("clarify", edit.clarify_name, config)(final, mask, edit.context)
             final = composite(photo.colour, clarified, mask)
-    # The record's clean_seconds covers Clean and Clarify, as it always has.
-    result["clean_seconds"] = (result.get("clean_seconds", 0.0) + result.pop("clarify_seconds", 0.0)
-                               + time.perf_counter() - clarify_started)
+            result["clarify_seconds"] = result.get("clarify_seconds", 0.0) + time.perf_counter() - clarify_started
 
     trace["stage"] = "measure"
-    measure_started = time.perf_counter()
+    clock = time.perf_counter()
     result["outside_changed"] = outside_changed(photo.colour, final, mask)
     result.update(measure_edit(photo.colour, final, mask, row.get("action") or "remove",
                                row.get("removal") or "object").as_record())
     if edit.is_text and mask.any():
-        result["text_detected"] = text_still_detected(final, mask, get_stage("detect", "text", config).regions)
-    result["measure_seconds"] = time.perf_counter() - measure_started
+        check_started = time.perf_counter()
+        result["text_detected"] = text_still_detected(final, mask, get_stage("detect", "text", config))
+        result["text_check_seconds"] = time.perf_counter() - check_started
+    result["measure_seconds"], clock = _lap(clock)
 
     trace["stage"] = "write"
     if not mask.any() and photo.orientation == 1:
         data = edit.source_bytes  # nothing to edit and nothing to rotate: publish the file as it came
     else:
         data = encode_photo(photo, final, config.output.jpeg_quality, config.output.webp_quality)
+    result["encode_seconds"], clock = _lap(clock)
     relative = output_name(row["image_id"], photo.extension)
     write_bytes(join(job.release_uri, relative), data)
     result.update(status="published", output_uri=relative, sha256=hashlib.sha256(data).hexdigest(),
@@ -321,6 +339,7 @@ def _finish(edit: _Edit, job: Job) -> dict:
     edit.record.update(result)
     if job.cache_uri:
         store(job.cache_uri, edit.record["content_key"], edit.record, data, mask_png(mask) if mask.any() else None)
+    edit.record["write_seconds"] = _lap(clock)[0]
     edit.photo = edit.mask = edit.cleaned = None  # a group holds its photos only until written
     return edit.record
 

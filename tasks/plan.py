@@ -95,8 +95,30 @@ def default_release_id(manifest_digest: str, config: Config) -> str:
     return f"{stamp}-{manifest_digest[:6]}{config.digest()[:4]}"
 
 
-def split_partitions(table: pa.Table, partition_size: int) -> list[tuple[str, pa.Table]]:
-    """By the `partition` column when present (nulls form their own partition), else by row count."""
+def partition_bounds(rows: int, partition_size: int, workers: int = 1) -> list[tuple[int, int]]:
+    """`[start, stop)` row ranges that keep every worker busy from the first second.
+
+    At most `partition_size` rows each, at least `workers` partitions (while there are rows for
+    them), and a multiple of `workers` partitions where there are rows enough: no worker idles while
+    another works through a partition of its own at the end. Sizes differ by one row at most.
+    """
+    if rows <= 0:
+        return []
+    workers = max(1, workers)
+    count = max(-(-rows // partition_size), min(workers, rows))
+    count = min(rows, -(-count // workers) * workers)
+    size, extra = divmod(rows, count)
+    bounds, start = [], 0
+    for number in range(count):
+        stop = start + size + (number < extra)
+        bounds.append((start, stop))
+        start = stop
+    return bounds
+
+
+def split_partitions(table: pa.Table, partition_size: int, workers: int = 1) -> list[tuple[str, pa.Table]]:
+    """By the `partition` column when present (nulls form their own partition), else by row count
+    (`partition_bounds`: every one of `workers` gets a partition, whatever the table's size)."""
     if "partition" in table.column_names:
         labels = table.column("partition")
         groups: list[tuple[str, pa.Table]] = []
@@ -104,13 +126,19 @@ def split_partitions(table: pa.Table, partition_size: int) -> list[tuple[str, pa
             selector = pc.is_null(labels) if value is None else pc.equal(labels, value)
             groups.append(("(none)" if value is None else value, table.filter(selector)))
         return groups
-    return [
-        (f"rows {start}-{min(start + partition_size, table.num_rows) - 1}", table.slice(start, partition_size))
-        for start in range(0, table.num_rows, partition_size)
-    ]
+    return [(f"rows {start}-{stop - 1}", table.slice(start, stop - start))
+            for start, stop in partition_bounds(table.num_rows, partition_size, workers)]
 
 
-def plan_release(manifest_uri: str, output_uri: str, config: Config, release_id: str | None = None) -> ReleasePlan:
+def default_workers(config: Config) -> int:
+    """Partitions that run at once when the runner does not say: `workers`, else one per core."""
+    return config.workers or os.cpu_count() or 1
+
+
+def plan_release(manifest_uri: str, output_uri: str, config: Config, release_id: str | None = None,
+                 workers: int | None = None) -> ReleasePlan:
+    """Check the manifest, claim the release id and cut the partitions; `workers`: how many
+    partitions the runner works on at once (default `default_workers`), so that each gets one."""
     started_at = dt.datetime.now(dt.UTC).isoformat()
     manifest_uri, output_uri = normalise_uri(manifest_uri), normalise_uri(output_uri)
     check_output(output_uri)
@@ -121,14 +149,15 @@ def plan_release(manifest_uri: str, output_uri: str, config: Config, release_id:
     except ReleaseTaken as exc:
         raise RunRefused(str(exc)) from None
     try:
-        return _plan_claimed(table, digest, manifest_uri, output_uri, config, release_id, started_at, claim)
+        return _plan_claimed(table, digest, manifest_uri, output_uri, config, release_id, started_at, claim,
+                             workers or default_workers(config))
     except BaseException:
         release_claim(claim)
         raise
 
 
 def _plan_claimed(table, digest: str, manifest_uri: str, output_uri: str, config: Config, release_id: str,
-                  started_at: str, claim: Claim) -> ReleasePlan:
+                  started_at: str, claim: Claim, workers: int) -> ReleasePlan:
     release_uri = release_uri_for(output_uri, release_id)
     if exists(join(release_uri, "_SUCCESS")):
         raise RunRefused(f"release {release_id!r} is already published at {release_uri}; choose another --release-id")
@@ -139,7 +168,7 @@ def _plan_claimed(table, digest: str, manifest_uri: str, output_uri: str, config
 
     indexed = table.append_column(ROW_INDEX, pa.array(range(table.num_rows), pa.int64()))
     keep = [c for c in indexed.column_names if c in CONTRACT_COLUMNS or c == ROW_INDEX]
-    partitions = split_partitions(indexed.select(keep), config.partition_size)
+    partitions = split_partitions(indexed.select(keep), config.partition_size, workers)
     uris, labels = [], []
     for number, (label, part) in enumerate(partitions):
         uri = join(work_uri, "partitions", f"part-{number:05d}.parquet")

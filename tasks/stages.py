@@ -36,7 +36,8 @@ call that fails leaves them as they were.
 
 Detectors (`DetectStage`) are called as `stage(image) -> mask` (HxW bool in the image's frame,
 True = found), and `regions(image) -> mask` is where they fire before any refinement (the Measure
-step asks the text detector whether text is still there); `run_many(images)` loops by default.
+step asks the text detector whether text is still there, on a crop, with `regions(crop, scale)`);
+`run_many(images)` loops by default.
 
 Stages are plain Python: no Prefect, and no torch here (a stage module imports what it needs).
 """

@@ -181,10 +181,34 @@ def test_partitions_by_row_count_when_no_partition_column(tmp_path):
     save(tmp_path / "in" / "a.png", photos.camera())
     rows = [{"image_id": f"img-{i}", "image_uri": "a.png"} for i in range(7)]
     summary = sanitize(manifest=_manifest(tmp_path / "in", rows), output=str(tmp_path / "out"),
-                       config={"partition_size": 3})
+                       config={"partition_size": 3, "workers": 1})
     assert summary["counts"]["partitions"] == 3 and summary["counts"]["published"] == 7
     published = pq.read_table(tmp_path / "out" / "releases" / summary["release_id"] / "manifest.parquet")
     assert published.column("image_id").to_pylist() == [f"img-{i}" for i in range(7)]  # input order kept
+    # Fewer rows than partition_size still make a partition per worker: no worker idles.
+    again = sanitize(manifest=_manifest(tmp_path / "in", rows), output=str(tmp_path / "out"),
+                     config={"workers": 2})
+    assert again["counts"]["partitions"] == 2 and again["counts"]["reused"] == 7
+    published = pq.read_table(tmp_path / "out" / "releases" / again["release_id"] / "manifest.parquet")
+    assert published.column("image_id").to_pylist() == [f"img-{i}" for i in range(7)]
+
+
+def test_timings_carry_seconds_per_step(demo_release):
+    from data_contracts.records import STEP_SECONDS
+
+    _, output, _ = demo_release
+    timings = pq.read_table(output / "releases" / "demo-1" / "timings.parquet").to_pandas().set_index("image_id")
+    assert list(timings.columns) == ["status", "reused", *STEP_SECONDS, "seconds"]
+    computed = timings[~timings["reused"]]
+    for step in ("read", "decode", "find", "measure", "encode", "write"):
+        assert (computed[f"{step}_seconds"] >= 0).all(), step
+    edited = computed[computed["clean_seconds"].notna()]
+    assert len(edited) == len(computed) - 1  # every row but the one with nothing to edit
+    text = computed[computed["text_check_seconds"].notna()]
+    assert len(text) and (text["text_check_seconds"] <= text["measure_seconds"]).all()
+    # The steps add up to no more than the row's time.
+    assert (computed[list(STEP_SECONDS)].drop(columns="text_check_seconds").fillna(0).sum(axis=1)
+            <= computed["seconds"] + 1e-6).all()
 
 
 def test_cli_exit_codes(tmp_path, demo_manifest):

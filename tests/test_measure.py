@@ -104,3 +104,35 @@ def test_per_component_metrics_and_area_weighting():
     ratios = sorted(c["texture_ratio"] for c in metrics.components)
     assert ratios[0] < 0.5 and ratios[1] > 0.75
     assert ratios[0] < metrics.texture_ratio < ratios[1]
+
+
+def test_text_left_in_the_removed_region_is_found_at_the_scale_it_needs():
+    """Measure's text check looks at a crop around the removed region, scaled for the text's height
+    (not the crop upscaled to the detector's 736 px): it fires on text left in place, not on the photo."""
+    from tasks.detect.text import TextDetector
+    from tasks.masks_text import refine_text_mask
+    from tasks.measure import text_still_detected
+
+    class Recording(TextDetector):
+        scales: list = []
+
+        def regions(self, image, scale=None):
+            self.scales.append((image.shape[:2], scale))
+            return super().regions(image, scale)
+
+    tile = np.concatenate([photos.coffee()] * 4, axis=1)  # 400x2400: a wide frame
+    image = Image.fromarray(tile)
+    ImageDraw.Draw(image).text((900, 150), "SALE 50%", font=ImageFont.load_default(size=48), fill=(255, 255, 255),
+                               stroke_width=2, stroke_fill=(0, 0, 0))
+    texted = np.asarray(image)
+    box = np.zeros(tile.shape[:2], bool)
+    box[140:220, 890:1150] = True
+    mask = refine_text_mask(texted, box)
+    detector = Recording()
+    assert text_still_detected(texted, mask, detector)
+    assert not text_still_detected(np.where(mask[..., None], tile, texted), mask, detector)
+    (crop, scale), _ = detector.scales
+    assert crop[0] < 150 and crop[1] < 320  # a crop around the region, not the frame
+    # At least the frame's own scale (what the detector finds on the frame it finds again), and far
+    # below the crop's short side upscaled to 736 px (about 6x here).
+    assert detector.scale_for(tile.shape) <= scale < detector.scale_for(crop) / 2

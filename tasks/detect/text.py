@@ -40,8 +40,12 @@ def bundled_model(name: str) -> Path:
     return path
 
 
-def onnx_session(path: Path, device: str = "auto"):
-    """An onnxruntime session on CUDA when it is offered (and allowed), else the CPU."""
+def onnx_session(path: Path, device: str = "auto", threads: int = 0):
+    """An onnxruntime session on CUDA when it is offered (and allowed), else the CPU.
+
+    `threads`: CPU threads for one call (intra-op; operators run one after another). Partitions give
+    the parallelism, so a worker's partition task calls with as many threads as torch has
+    (`torch_threads`); 0 = onnxruntime's default, one per physical core."""
     import onnxruntime as ort
 
     providers = ["CPUExecutionProvider"]
@@ -49,12 +53,15 @@ def onnx_session(path: Path, device: str = "auto"):
         providers.insert(0, "CUDAExecutionProvider")
     options = ort.SessionOptions()
     options.log_severity_level = 3
+    if threads:
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
     return ort.InferenceSession(str(path), sess_options=options, providers=providers)
 
 
-def text_reader(device: str = "auto"):
+def text_reader(device: str = "auto", threads: int = 0):
     """rapidocr's OCR (detect + recognise) on the bundled models: the detector's confirmation, and
-    the ghost check of tests and benchmarks.
+    the ghost check of tests and benchmarks. `threads`: as `onnx_session`'s.
 
     Every model path is given explicitly, so rapidocr never reaches its download code.
     """
@@ -64,6 +71,8 @@ def text_reader(device: str = "auto"):
     cuda = device != "cpu" and "CUDAExecutionProvider" in ort.get_available_providers()
     return RapidOCR(params={
         "EngineConfig.onnxruntime.use_cuda": cuda,
+        "EngineConfig.onnxruntime.intra_op_num_threads": threads or -1,
+        "EngineConfig.onnxruntime.inter_op_num_threads": 1 if threads else -1,
         "Det.model_path": str(bundled_model(DET_MODEL)),
         "Rec.model_path": str(bundled_model(REC_MODEL)),
         "Cls.model_path": str(bundled_model("ch_ppocr_mobile_v2.0_cls_mobile.onnx")),
@@ -76,16 +85,18 @@ class TextDetector(DetectStage):
     name = "text"
     version = "1"  # bump when the output bytes change
 
-    def __init__(self, settings: TextDetectConfig = TextDetectConfig(), device: str = "auto"):
-        """`device`: the config's setting ("auto", "cpu", "cuda"): onnxruntime runs on CUDA unless it is "cpu"."""
+    def __init__(self, settings: TextDetectConfig = TextDetectConfig(), device: str = "auto", threads: int = 0):
+        """`device`: the config's setting ("auto", "cpu", "cuda"): onnxruntime runs on CUDA unless it is "cpu".
+        `threads`: CPU threads per call (0 = onnxruntime's default, one per core)."""
         self.settings = settings
-        self.session = onnx_session(bundled_model(DET_MODEL), device)
+        self.session = onnx_session(bundled_model(DET_MODEL), device, threads)
         self.input_name = self.session.get_inputs()[0].name
-        self.reader = text_reader(device) if self.settings.confirm else None
+        self.reader = text_reader(device, threads) if self.settings.confirm else None
 
     @classmethod
     def from_config(cls, config) -> TextDetector:
-        return cls(config.detect.text, config.device)
+        # One partition task, one thread (as torch): the partitions running at once fill the cores.
+        return cls(config.detect.text, config.device, config.torch_threads)
 
     def reads_text(self, crop: np.ndarray) -> bool:
         """Whether the recogniser reads at least `min_chars` characters, confidently, in `crop`."""
@@ -97,27 +108,33 @@ class TextDetector(DetectStage):
             for text, score in zip(result.txts or (), result.scores or ())
         )
 
-    def probability(self, image: np.ndarray, factor: float = 1.0) -> np.ndarray:
+    def scale_for(self, shape: tuple[int, ...]) -> float:
+        """The scale a whole image of `shape` is detected at: its short side up to `min_side`, its
+        long side down to `max_side`."""
+        height, width = shape[:2]
+        return min(max(1.0, self.settings.min_side / min(height, width)), self.settings.max_side / max(height, width))
+
+    def probability(self, image: np.ndarray, factor: float = 1.0, scale: float | None = None) -> np.ndarray:
         """DB text probability, float32 in [0, 1], at the network's resolution (multiples of 32):
-        the photo resized to `min_side`/`max_side`, times `factor`."""
+        the photo resized by `scale` (default `scale_for` its shape), times `factor`."""
         rgb = cv2.cvtColor(image, cv2.COLOR_GRAY2RGB) if image.ndim == 2 else image
         height, width = rgb.shape[:2]
-        scale = max(1.0, self.settings.min_side / min(height, width))
-        scale = min(scale, self.settings.max_side / max(height, width)) * factor
+        scale = (self.scale_for(rgb.shape) if scale is None else scale) * factor
         size = (max(32, round(width * scale / 32) * 32), max(32, round(height * scale / 32) * 32))
         resized = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
         # PP-OCR was trained on BGR (cv2.imread) scaled to [-1, 1].
         pixels = (resized[..., ::-1].astype(np.float32) / 127.5 - 1.0).transpose(2, 0, 1)[None]
         return self.session.run(None, {self.input_name: np.ascontiguousarray(pixels)})[0][0, 0]
 
-    def regions(self, image: np.ndarray) -> np.ndarray:
+    def regions(self, image: np.ndarray, scale: float | None = None) -> np.ndarray:
         """Text line regions (HxW bool) in the image's frame, before stroke refinement: those of
         every pass (`scales`) joined, grown by `margin`. The contract's `regions`: the Measure step
-        asks it whether text is still there after a removal."""
+        asks it whether text is still there after a removal, on a crop, at the `scale` the text
+        needs (default: `scale_for` the image)."""
         height, width = image.shape[:2]
         mask = np.zeros((height, width), dtype=bool)
         for factor in dict.fromkeys(self.settings.scales):
-            mask |= self._lines(image, self.probability(image, factor))
+            mask |= self._lines(image, self.probability(image, factor, scale))
         if mask.any() and self.settings.margin:
             side = 2 * self.settings.margin + 1
             mask = cv2.dilate(mask.astype(np.uint8), np.ones((side, side), np.uint8)).astype(bool)
