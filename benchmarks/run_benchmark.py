@@ -41,8 +41,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.clean_benchmark import CACHE, PyPatchMatch, paste_objects  # noqa: E402
-from benchmarks.text_benchmark import SYSTEM_FONTS, paste  # noqa: E402
+from benchmarks.clean_benchmark import CACHE, PyPatchMatch, paste_objects
+from benchmarks.text_benchmark import SYSTEM_FONTS, paste
 
 RESULTS = ROOT / "benchmarks" / "results"
 FRAME = (1600, 2560)  # height, width: 4 MP
@@ -77,7 +77,7 @@ def camera_photos(cache: Path = CACHE) -> dict[str, np.ndarray]:
                        timeout=300)
         for deb in glob.glob(str(target / "*.deb")):
             subprocess.run(["dpkg", "-x", deb, str(target / "root")], check=True, capture_output=True)
-    paths = sorted((root / "nature").glob("*.jpg")) + [root / "abstract" / "Elephants_5640x3172.jpg"]
+    paths = [*sorted((root / "nature").glob("*.jpg")), root / "abstract" / "Elephants_5640x3172.jpg"]
     photos = {}
     for path in paths:
         pixels = cv2.imread(str(path), cv2.IMREAD_COLOR)
@@ -239,38 +239,8 @@ def patchmatch_alone(folder: Path, rows: list[dict]) -> list[float]:
     return seconds
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--photos", type=int, default=36, help="4 MP rows (at least 30 for the floor's figure)")
-    parser.add_argument("--seed", type=int, default=2024, help="another seed draws other frames: a held-out set")
-    parser.add_argument("--device", choices=["cpu", "cuda"], default=None,
-                        help="the config's `device` (default: the default config, device auto)")
-    parser.add_argument("--no-patchmatch", action="store_true", help="skip the peer (pypatchmatch)")
-    parser.add_argument("--keep", help="keep the dataset and the release store in this folder")
-    parser.add_argument("--cache", type=Path, default=CACHE, help="where mate-backgrounds is (or goes): a machine "
-                        "without apt access gets a copy of ~/.cache/clean-clarify/mate under this folder")
-    parser.add_argument("--no-write", action="store_true", help="print only, leave benchmarks/results alone")
-    args = parser.parse_args(argv)
-
-    import pyarrow.parquet as pq
-
-    with tempfile.TemporaryDirectory() as tmp:
-        work = Path(args.keep or tmp)
-        manifest, rows = write_dataset(work / "data", args.photos, args.seed, args.cache)
-        config_path = work / "config.yaml"
-        config_path.write_text(json.dumps({**GATE, **({"device": args.device} if args.device else {})}))
-        output = work / "out"
-        if output.exists():
-            import shutil
-
-            shutil.rmtree(output)
-        load = os.getloadavg()[0]
-        run = run_cli(manifest, output, config_path)
-        release = output / "releases" / "bench"
-        timings = pq.read_table(release / "timings.parquet")
-        release_json = json.loads((release / "release.json").read_text())
-        peer = [] if args.no_patchmatch else _peer(work / "data", rows)
-
+def _report(args, rows: list[dict], run: dict, timings, release_json: dict, peer: list[float], load: float) -> str:
+    """results/run.md: the wall time, where it goes, the per-step table and the peer ratio."""
     counts = run["summary"]["counts"]
     flow = release_json["timings"]
     flow_seconds = flow["plan_seconds"] + flow["process_seconds"] + flow["publish_seconds"]
@@ -321,7 +291,42 @@ def main(argv=None) -> int:
     reasons = run["summary"].get("quarantine_reasons") or {}
     if reasons:
         lines.append(f"Quarantine reasons: {json.dumps(reasons)}")
-    text = "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--photos", type=int, default=36, help="4 MP rows (at least 30 for the floor's figure)")
+    parser.add_argument("--seed", type=int, default=2024, help="another seed draws other frames: a held-out set")
+    parser.add_argument("--device", choices=["cpu", "cuda"], default=None,
+                        help="the config's `device` (default: the default config, device auto)")
+    parser.add_argument("--no-patchmatch", action="store_true", help="skip the peer (pypatchmatch)")
+    parser.add_argument("--keep", help="keep the dataset and the release store in this folder")
+    parser.add_argument("--cache", type=Path, default=CACHE, help="where mate-backgrounds is (or goes): a machine "
+                        "without apt access gets a copy of ~/.cache/clean-clarify/mate under this folder")
+    parser.add_argument("--no-write", action="store_true", help="print only, leave benchmarks/results alone")
+    args = parser.parse_args(argv)
+
+    import pyarrow.parquet as pq
+
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(args.keep or tmp)
+        manifest, rows = write_dataset(work / "data", args.photos, args.seed, args.cache)
+        config_path = work / "config.yaml"
+        config_path.write_text(json.dumps({**GATE, **({"device": args.device} if args.device else {})}))
+        output = work / "out"
+        if output.exists():
+            import shutil
+
+            shutil.rmtree(output)
+        load = os.getloadavg()[0]
+        run = run_cli(manifest, output, config_path)
+        release = output / "releases" / "bench"
+        timings = pq.read_table(release / "timings.parquet")
+        release_json = json.loads((release / "release.json").read_text())
+        peer = [] if args.no_patchmatch else _peer(work / "data", rows)
+
+    text = _report(args, rows, run, timings, release_json, peer, load)
     print(text)
     if not args.no_write:
         RESULTS.mkdir(parents=True, exist_ok=True)

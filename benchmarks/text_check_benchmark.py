@@ -30,20 +30,19 @@ import sys
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.run_benchmark import STYLES, WORDS, _font, camera_photos, frame_of  # noqa: E402
-from benchmarks.text_benchmark import paste, photos  # noqa: E402
-from tasks.clean import EditContext, composite  # noqa: E402
-from tasks.clean.text import TextRemover  # noqa: E402
-from tasks.config import Config  # noqa: E402
-from tasks.detect.text import TextDetector  # noqa: E402
-from tasks.masks_text import refine_text_mask  # noqa: E402
-from tasks.measure import TEXT_CHECK_HEIGHT, text_still_detected  # noqa: E402
+from benchmarks.run_benchmark import STYLES, WORDS, _font, camera_photos, frame_of
+from benchmarks.text_benchmark import paste, photos
+from tasks.clean import EditContext, composite
+from tasks.clean.text import TextRemover
+from tasks.config import Config
+from tasks.detect.text import TextDetector
+from tasks.masks_text import refine_text_mask
+from tasks.measure import TEXT_CHECK_HEIGHT, text_still_detected
 
 RESULTS = ROOT / "benchmarks" / "results"
 

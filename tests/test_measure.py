@@ -1,5 +1,7 @@
 """The reference-free metrics, validated on known cases with real photos and kept ground truth."""
 
+import typing
+
 import cv2
 import numpy as np
 import pytest
@@ -114,7 +116,7 @@ def test_text_left_in_the_removed_region_is_found_at_the_scale_it_needs():
     from tasks.measure import text_still_detected
 
     class Recording(TextDetector):
-        scales: list = []
+        scales: typing.ClassVar[list] = []
 
         def regions(self, image, scale=None):
             self.scales.append((image.shape[:2], scale))
