@@ -58,7 +58,9 @@ def _runner_workers(config: Config) -> int | None:
     Dask cluster's threads; `workers` in the config caps both. None when it cannot tell."""
     runner = get_run_context().task_runner
     count = None
-    if isinstance(runner, ThreadPoolTaskRunner) and runner._max_workers < sys.maxsize:
+    # Prefect 3 keeps the pool's size in `_max_workers` and offers no public accessor; an unset pool
+    # (sys.maxsize) cannot say.
+    if isinstance(runner, ThreadPoolTaskRunner) and getattr(runner, "_max_workers", sys.maxsize) < sys.maxsize:
         count = runner._max_workers
     else:
         with contextlib.suppress(Exception):  # a cluster that cannot say: the default
