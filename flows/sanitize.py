@@ -19,7 +19,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.events import emit_release_event
 from flows.progress import RunProgress, publish_artifacts
-from tasks.claims import release_claim
+from tasks.claims import keep_claim, release_claim
 from tasks.config import Config
 from tasks.device import pick_device
 from tasks.gate import GateFailed
@@ -138,7 +138,8 @@ def sanitize(
     # Partitions are cut so that every worker of the runner has one from the first second.
     plan: ReleasePlan = plan_task(manifest, output, settings, release_id, _runner_workers(settings))
     try:  # the plan holds the release id for this run until it ends, however it ends
-        summary = _process_and_publish(plan, settings, started)
+        with keep_claim(plan.claim):
+            summary = _process_and_publish(plan, settings, started)
     finally:
         release_claim(plan.claim)
     counts = summary["counts"]

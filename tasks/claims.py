@@ -1,8 +1,9 @@
 """Concurrent runs against one release store: who may write a release id, and where LATEST points.
 
 A run claims its release id before it touches the release folder (`OUT/.claims/<id>.json`,
-created only if absent), so two runs never write one release; it gives the claim back when it
-ends. A claim left by a killed run on the same host is taken over once its process is gone.
+created only if absent), so two runs never write one release; it renews the claim while it runs
+(`keep_claim`) and gives it back when it ends. A claim left by a killed run is taken over: on the
+same host once its process is gone, from any host once it has not been renewed for LEASE_SECONDS.
 
 `LATEST` moves only forward: a release replaces the one it names only if its run started later
 (ties broken by id), through a compare-and-swap, so an older run that finishes last cannot move
@@ -11,11 +12,13 @@ it back. Both rest on `tasks.uris.replace_if_unchanged`: a lock file locally, co
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import logging
 import os
 import socket
+import threading
 import uuid
 from dataclasses import dataclass
 
@@ -24,6 +27,8 @@ from tasks.uris import RowError, Versioned, join, read_bytes, read_versioned, re
 log = logging.getLogger(__name__)
 
 _ATTEMPTS = 5  # compare-and-swap rounds before giving up on a store that keeps changing under us
+LEASE_SECONDS = 600  # a claim not renewed for this long belongs to a run that is gone, wherever it ran
+RENEW_SECONDS = 60  # how often a running run renews its claim: many renewals fit in a lease
 _held: set[str] = set()  # tokens of the claims runs in this process hold (several flows may share one)
 
 
@@ -55,13 +60,26 @@ def _process_started(pid: int) -> str | None:
         return None
 
 
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat()
+
+
+def _lease_expired(holder: dict) -> bool:
+    renewed = holder.get("renewed_at") or holder.get("claimed_at")
+    try:
+        age = dt.datetime.now(dt.UTC) - dt.datetime.fromisoformat(renewed)
+    except (TypeError, ValueError):
+        return False
+    return age.total_seconds() > LEASE_SECONDS
+
+
 def _holder_is_gone(holder: dict) -> bool:
-    """Only a claim made on this host can be proven dead: its process no longer exists, or its
-    pid now belongs to another process (this one, or a later one: a container restarted with a
-    fixed hostname reuses pids)."""
+    """Whether the run that made this claim is gone. From another host: its lease ran out. On
+    this host: its process no longer exists, or its pid now belongs to another process (this one,
+    or a later one: a container restarted with a fixed hostname reuses pids)."""
     pid = holder.get("pid")
     if holder.get("host") != socket.gethostname() or not isinstance(pid, int):
-        return False
+        return _lease_expired(holder)
     if pid == os.getpid():
         # A claim of this process that no run here holds: left by an earlier process with our pid.
         return holder.get("token") not in _held
@@ -79,8 +97,9 @@ def claim_release(output_uri: str, release_id: str) -> Claim:
     """Take `release_id` for this run, or raise `ReleaseTaken` naming the run that holds it."""
     uri = claim_uri(output_uri, release_id)
     token = uuid.uuid4().hex
+    now = _now()
     mine = json.dumps({"token": token, "host": socket.gethostname(), "pid": os.getpid(),
-                       "claimed_at": dt.datetime.now(dt.UTC).isoformat()}).encode()
+                       "pid_started": _process_started(os.getpid()), "claimed_at": now, "renewed_at": now}).encode()
     for _ in range(_ATTEMPTS):
         current = read_versioned(uri)
         holder: dict = {}
@@ -95,13 +114,54 @@ def claim_release(output_uri: str, release_id: str) -> Claim:
             if holder and not _holder_is_gone(holder):
                 raise ReleaseTaken(
                     f"release id {release_id!r} is being written by another run (pid {holder.get('pid')} on "
-                    f"{holder.get('host')}, since {holder.get('claimed_at')}); choose another --release-id, or "
-                    f"delete {uri} if that run is gone")
+                    f"{holder.get('host')}, since {holder.get('claimed_at')}, renewed {holder.get('renewed_at')}); "
+                    f"choose another --release-id, wait {LEASE_SECONDS} s after its last renewal if that run is "
+                    f"gone, or delete {uri}")
             log.warning("taking over the claim on release %r left by a run that is gone: %s", release_id, holder)
         if replace_if_unchanged(uri, mine, current):
             _held.add(token)
             return Claim(uri, token)
     raise StoreContention(f"could not claim release id {release_id!r}: {uri} kept changing")
+
+
+def renew_claim(claim: Claim) -> bool:
+    """Stamp the claim as still held; False when it is no longer ours (taken over)."""
+    for _ in range(_ATTEMPTS):
+        current = read_versioned(claim.uri)
+        try:
+            holder = json.loads(current.data) if current.data else {}
+        except ValueError:
+            holder = {}
+        if holder.get("token") != claim.token:
+            return False
+        if replace_if_unchanged(claim.uri, json.dumps({**holder, "renewed_at": _now()}).encode(), current):
+            return True
+    return True  # the store kept changing under us, yet the claim was ours: try again next round
+
+
+@contextlib.contextmanager
+def keep_claim(claim: Claim | None, every: float = RENEW_SECONDS):
+    """Renew `claim` every `every` seconds from a background thread while the block runs."""
+    stop = threading.Event()
+
+    def renew() -> None:
+        while not stop.wait(every):
+            try:
+                if not renew_claim(claim):
+                    log.error("the claim %s was taken over by another run; this run no longer holds it", claim.uri)
+                    return
+            except Exception as exc:
+                log.warning("could not renew the claim %s: %s", claim.uri, exc)
+
+    thread = threading.Thread(target=renew, name="claim-keeper", daemon=True) if claim else None
+    if thread:
+        thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        if thread:
+            thread.join()
 
 
 def release_claim(claim: Claim | None) -> None:

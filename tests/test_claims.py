@@ -1,16 +1,28 @@
 """Concurrent runs on one store: a release id is held by one run, LATEST only moves forward."""
 
+import datetime as dt
 import json
 import os
 import socket
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
 
-from tasks.claims import ReleaseTaken, advance_latest, advance_pointer, claim_release, claim_uri, release_claim
+from tasks.claims import (
+    LEASE_SECONDS,
+    ReleaseTaken,
+    advance_latest,
+    advance_pointer,
+    claim_release,
+    claim_uri,
+    keep_claim,
+    release_claim,
+    renew_claim,
+)
 
 
 def published(output, release_id: str, run_started_at: str) -> None:
@@ -75,11 +87,31 @@ def test_a_claim_left_by_a_dead_process_on_this_host_is_taken_over(tmp_path):
     assert json.loads(Path(uri).read_text())["token"] == claim.token
     release_claim(claim)
 
-    # A claim from another host cannot be proven dead: it is refused, naming the file to delete.
+    # A claim from another host cannot be proven dead while its run renews it: refused, naming
+    # the lease and the file; once the lease has run out, taken over.
+    fresh = dt.datetime.now(dt.UTC).isoformat()
     with open(uri, "w") as f:
-        json.dump({"token": "far", "host": "another-host", "pid": 1, "claimed_at": "x"}, f)
-    with pytest.raises(ReleaseTaken, match=r"delete .*r\.json if that run is gone"):
+        json.dump({"token": "far", "host": "another-host", "pid": 1, "claimed_at": fresh, "renewed_at": fresh}, f)
+    with pytest.raises(ReleaseTaken, match=rf"wait {LEASE_SECONDS} s after its last renewal .* or delete .*r\.json"):
         claim_release(str(tmp_path), "r")
+    stale = (dt.datetime.now(dt.UTC) - dt.timedelta(seconds=LEASE_SECONDS + 5)).isoformat()
+    with open(uri, "w") as f:
+        json.dump({"token": "far", "host": "another-host", "pid": 1, "claimed_at": stale, "renewed_at": stale}, f)
+    release_claim(claim_release(str(tmp_path), "r"))
+
+
+def test_a_running_run_keeps_its_claim_fresh_until_another_takes_it(tmp_path):
+    claim = claim_release(str(tmp_path), "r")
+    first = json.loads(Path(claim.uri).read_text())
+    assert first["pid"] == os.getpid() and first["pid_started"] and first["renewed_at"] == first["claimed_at"]
+    with keep_claim(claim, every=0.02):
+        time.sleep(0.3)
+    renewed = json.loads(Path(claim.uri).read_text())
+    assert renewed["token"] == claim.token and renewed["renewed_at"] > first["renewed_at"]
+    Path(claim.uri).write_text(json.dumps({**renewed, "token": "someone-else"}))
+    assert not renew_claim(claim)  # taken over: this run no longer renews it
+    assert json.loads(Path(claim.uri).read_text())["token"] == "someone-else"
+    release_claim(claim)
 
 
 def test_a_leftover_claim_naming_this_very_process_is_taken_over(tmp_path):
