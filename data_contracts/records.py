@@ -93,7 +93,7 @@ PUBLISHED_COLUMNS = (
 # quarantine.parquet: one row per image not published, with its reason (then the pass-through columns).
 QUARANTINE_COLUMNS = (
     "image_id", "source_uri", "reason", "review_uri", "action", "removal", "engine", "mask_fraction",
-    *METRIC_COLUMNS, "text_detected",
+    *METRIC_COLUMNS, "text_detected", "content_key",  # the key finds the mask a refused edit used
 )
 # timings.parquet: what varies from run to run, kept apart so the two tables above are reproducible.
 TIMING_COLUMNS = ("image_id", "status", "reused", *STEP_SECONDS, "seconds")

@@ -19,12 +19,12 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.events import emit_release_event
 from flows.progress import RunProgress, publish_artifacts
-from tasks.claims import keep_claim, release_claim
+from tasks.claims import LEASE_SECONDS, keep_claim, release_claim, renew_claim
 from tasks.config import Config
 from tasks.device import pick_device
 from tasks.gate import GateFailed
 from tasks.partition import load_engines, process_partition
-from tasks.plan import Job, ReleasePlan, plan_release
+from tasks.plan import Job, ReleasePlan, RunRefused, plan_release
 from tasks.publish import publish_release
 
 # Finished work is keyed by content in the output store (tasks/cache.py), not by Prefect's result
@@ -111,6 +111,9 @@ def _process_and_publish(plan: ReleasePlan, settings: Config, started: float) ->
     processed = time.perf_counter()
 
     timings = {"plan_seconds": planned - started, "process_seconds": processed - planned}
+    if plan.claim is not None and not renew_claim(plan.claim):
+        raise RunRefused(f"release {plan.release_id!r} was claimed by another run while this one worked "
+                         f"(its claim had not been renewed for {LEASE_SECONDS} s); nothing was published")
     try:
         summary = publish_task(plan, records_uris, timings)
     except GateFailed as failed:

@@ -14,6 +14,9 @@ Nothing here imports `datasets` or `webdataset`: the tests load the output with 
 
 from __future__ import annotations
 
+import base64
+import datetime as dt
+import decimal
 import io
 import json
 import math
@@ -30,6 +33,7 @@ IMAGES_DIR = "images"
 HF_METADATA = f"{IMAGES_DIR}/metadata.parquet"
 WEBDATASET_DIR = "webdataset"
 TAR_BLOCK = 512
+MAX_STEM = 64  # characters of the file name kept in a sample's key (with the extension, under 100)
 
 DATASET_CARD = """---
 configs:
@@ -70,9 +74,14 @@ def write_hf_metadata(release_uri: str, release_id: str, published: pa.Table) ->
 
 
 def _json_ready(value):
-    # Strict JSON: NaN (a metric that does not apply to the row) becomes null.
-    if isinstance(value, float) and math.isnan(value):
+    # Strict JSON: NaN (a metric that does not apply to the row) and infinities become null; what
+    # JSON has no type for (timestamps, dates, decimals, bytes of pass-through columns) becomes text.
+    if isinstance(value, float) and not math.isfinite(value):
         return None
+    if isinstance(value, dt.date | dt.time | dt.timedelta | decimal.Decimal):
+        return str(value) if not isinstance(value, dt.date | dt.time) else value.isoformat()
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode()
     if isinstance(value, list):
         return [_json_ready(v) for v in value]
     if isinstance(value, dict):
@@ -84,7 +93,8 @@ def sample_key(position: int, output_uri: str) -> str:
     """A WebDataset key: unique by position, readable by file name. WebDataset splits a member's
     name at the first dot of its base name, so the key has none."""
     stem = posixpath.splitext(posixpath.basename(output_uri))[0].replace(".", "_")
-    return f"{position:08d}_{stem}"
+    # A USTAR member name holds 100 characters: the position keeps keys unique, the stem is a hint.
+    return f"{position:08d}_{stem[:MAX_STEM]}"
 
 
 def _tar_size(data_sizes: list[int]) -> int:

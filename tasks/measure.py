@@ -56,6 +56,7 @@ def outside_changed(original: np.ndarray, final: np.ndarray, mask: np.ndarray) -
 
 
 TEXT_CHECK_HEIGHT = 128  # px: the removed region's height the check brings it to (text_check_benchmark.py)
+TEXT_CHECK_VERSION = "2"  # bump when the check's verdicts change: finished work is keyed by it
 
 
 def text_still_detected(final: np.ndarray, mask: np.ndarray, detector, margin: int = 24, mode: str = "text",

@@ -28,7 +28,7 @@ from tasks.images import decode_photo, encode_photo
 from tasks.masks import build_mask, mask_png
 from tasks.masks_text import VERSION as TEXT_STROKES_VERSION
 from tasks.masks_text import refine_text_mask
-from tasks.measure import mask_fraction, measure_edit, outside_changed, text_still_detected
+from tasks.measure import TEXT_CHECK_VERSION, mask_fraction, measure_edit, outside_changed, text_still_detected
 from tasks.plan import ROW_INDEX, Job
 from tasks.registry import STAGES, get_stage, names
 from tasks.settings import BLUR_ENGINE
@@ -176,6 +176,10 @@ def _find(row: dict, job: Job, record: dict, trace: dict) -> _Edit | dict:
         "clean": f"{engine_name}:{get_stage('clean', engine_name, config).version}",
         "clarify": f"{clarify_name}:{get_stage('clarify', clarify_name, config).version}",
         "find": f"text-strokes:{TEXT_STROKES_VERSION}",
+        # Detections decide the mask, and Measure's text check decides `text_detected`.
+        "detect": {name: get_stage("detect", name, config).version for name in sorted(set(row.get("detect") or []))
+                   if ("detect", name) in STAGES},
+        "measure": f"text-check:{TEXT_CHECK_VERSION}",
     }, runtime_versions(config.device))
     record["content_key"] = key
     cached = lookup(job.cache_uri, key) if job.cache_uri else None
@@ -338,7 +342,10 @@ def _finish(edit: _Edit, job: Job) -> dict:
                   format=photo.format, width=photo.size[0], height=photo.size[1], extension=photo.extension)
     edit.record.update(result)
     if job.cache_uri:
-        store(job.cache_uri, edit.record["content_key"], edit.record, data, mask_png(mask) if mask.any() else None)
+        try:  # the cache only saves work: a row whose file is written is published whatever it says
+            store(job.cache_uri, edit.record["content_key"], edit.record, data, mask_png(mask) if mask.any() else None)
+        except Exception as exc:
+            log.warning("row %r: could not keep its finished work in the cache: %s", row["image_id"], exc)
     edit.record["write_seconds"] = _lap(clock)[0]
     edit.photo = edit.mask = edit.cleaned = None  # a group holds its photos only until written
     return edit.record

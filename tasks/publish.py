@@ -169,10 +169,11 @@ def publish_release(plan: ReleasePlan, records_uris: list[str], timings: dict | 
     }
     summary["report"] = write_report(release_uri, published, quarantined, manifest, plan.job, summary)
     summary["timings"]["publish_seconds"] = (dt.datetime.now(dt.UTC) - started).total_seconds()
+    if not failures:  # before release.json says "published": a view that cannot be written fails the run first
+        write_training_views(release_uri, plan.release_id, published, config.output)
     write_bytes(join(release_uri, "release.json"), json.dumps(summary, indent=2).encode())
     if failures:
         raise GateFailed(release_uri, failures, summary)
-    write_training_views(release_uri, plan.release_id, published, config.output)
     write_bytes(join(release_uri, "_SUCCESS"), f"{dt.datetime.now(dt.UTC).isoformat()}\n".encode())
     summary["latest"] = advance_latest(plan.output_uri, plan.release_id, plan.started_at)
     remove_tree(plan.job.work_uri)

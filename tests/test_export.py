@@ -139,3 +139,32 @@ def test_a_rerun_writes_the_same_shard_bytes_and_they_stay_out_of_the_pixel_dige
 
     plain, sharded = Config(), Config.model_validate(SHARDS)
     assert plain.pixel_digest() == sharded.pixel_digest() and plain.digest() != sharded.digest()
+
+
+def test_shards_take_long_ids_and_columns_json_has_no_type_for(tmp_path):
+    """A 256-character id overflows a tar name unless the key is cut; timestamps, dates, decimals,
+    bytes and infinities in pass-through columns must not stop the release."""
+    import datetime as dt
+    import decimal
+    import tarfile
+
+    from tasks.export import write_webdataset_shards
+
+    ids = ["x" * 256, "shop 12/front view " + "y" * 200]
+    (tmp_path / "images").mkdir()
+    for k in range(2):
+        (tmp_path / "images" / f"{k}.png").write_bytes(b"png bytes %d" % k)
+    published = pa.table({
+        "image_id": ids, "output_uri": ["images/0.png", "images/1.png"],
+        "taken": pa.array([dt.datetime(2024, 1, 1, 12), None], pa.timestamp("us")),
+        "day": pa.array([dt.date(2024, 1, 2), dt.date(2024, 1, 3)]),
+        "price": pa.array([decimal.Decimal("9.99"), decimal.Decimal("0.10")], pa.decimal128(5, 2)),
+        "blob": [b"\x00\x01", b""], "score": [float("inf"), 1.0],
+    })
+    shards = write_webdataset_shards(str(tmp_path), published, max_rows=10, max_bytes=1 << 20)
+    with tarfile.open(tmp_path / shards[0]["path"]) as tar:
+        names = tar.getnames()
+        record = json.loads(tar.extractfile(next(n for n in names if n.endswith(".json"))).read())
+    assert len(names) == 4 and all(len(n) <= 100 for n in names)
+    assert record["image_id"] == ids[0] and record["taken"] == "2024-01-01T12:00:00" and record["day"] == "2024-01-02"
+    assert record["price"] == "9.99" and record["blob"] == "AAE=" and record["score"] is None

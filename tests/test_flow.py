@@ -259,8 +259,9 @@ def test_a_smudge_is_quarantined_by_the_quality_suite(gated_release):
     reason = quarantine[0]["reason"]
     assert reason.startswith("quality: ") and "expect_column_values_to_be_between(texture_ratio)" in reason
     assert quarantine[0]["texture_ratio"] < 0.3
-    # The refused edit is kept for review, outside images/.
+    # The refused edit is kept for review, outside images/, and its key finds the mask it used.
     assert (release / quarantine[0]["review_uri"]).exists()
+    assert len(quarantine[0]["content_key"]) == 64
     assert not (release / "images" / "smudge.png").exists()
     assert pq.read_table(release / "manifest.parquet").num_rows == 3
     assert summary["validation"]["image_remove"]["success"] and summary["counts"]["quarantined"] == 1

@@ -270,3 +270,35 @@ def test_a_web_root_follows_no_redirect_out_of_it(tmp_path):
         assert server.requests and "/secret.png" not in server.requests
     finally:
         server.close()
+
+
+def test_cache_keys_follow_the_detectors_and_the_text_check(tmp_path, photo_folder, monkeypatch):
+    """A new detector version or text check changes masks and verdicts: finished work must not be reused."""
+    import tasks.measure
+    from tasks.detect.text import TextDetector
+    from tasks.partition import edit_row
+    from tasks.plan import Job
+
+    job = Job(str(photo_folder / "m.parquet"), str(photo_folder), str(tmp_path / "out" / "releases" / "r"),
+              str(tmp_path / "out" / ".work" / "r"), Config(), None)
+    row = {"image_id": "a", "_row": 0, "image_uri": "coffee.png", "removal": "text", "detect": ["text"]}
+    first = edit_row(row, job)["content_key"]
+    assert edit_row(row, job)["content_key"] == first
+    monkeypatch.setattr(TextDetector, "version", TextDetector.version + "-next")
+    second = edit_row(row, job)["content_key"]
+    monkeypatch.setattr(tasks.partition, "TEXT_CHECK_VERSION", tasks.measure.TEXT_CHECK_VERSION + "-next")
+    assert len({first, second, edit_row(row, job)["content_key"]}) == 3
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_a_cache_that_cannot_be_written_costs_the_reuse_not_the_row(tmp_path, photo_folder):
+    """A full disk under .cache/: the rows are published all the same."""
+    rows = [{"image_id": f"r{k}", "image_uri": "coffee.png", "boxes": [[40.0 + 9 * k, 40.0, 90.0 + 9 * k, 90.0]]}
+            for k in range(2)]
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / ".cache").write_text("a file where the cache folder should be")
+    summary = sanitize(manifest=manifest(photo_folder, rows), output=str(tmp_path / "out"), config=LENIENT_GATE,
+                       release_id="r")
+    assert summary["counts"]["published"] == 2 and summary["counts"]["quarantined"] == 0
+    release = tmp_path / "out" / "releases" / "r"
+    assert sorted(p.name for p in (release / "images").iterdir() if p.suffix == ".png") == ["r0.png", "r1.png"]
