@@ -100,7 +100,8 @@ def _validate(args: argparse.Namespace) -> int:
     import yaml
 
     from tasks.config import load_config
-    from tasks.validate import NotARelease, validate_release
+    from tasks.uris import NotARelease
+    from tasks.validate import validate_release
 
     release = args.release if "://" in args.release else os.path.abspath(args.release)
     try:
@@ -121,11 +122,12 @@ def _validate(args: argparse.Namespace) -> int:
 
 def _diff(args: argparse.Namespace) -> int:
     from tasks.diff import diff_releases, format_diff
+    from tasks.uris import NotARelease
 
     releases = [uri if "://" in uri else os.path.abspath(uri) for uri in (args.release_a, args.release_b)]
     try:
         diff = diff_releases(*releases)
-    except (ValueError, OSError) as exc:
+    except NotARelease as exc:  # storage errors are exit 3, like everywhere else
         print(f"clean-clarify: {exc}", file=sys.stderr)
         return EXIT_USAGE
     print(json.dumps(diff, indent=2) if args.json else format_diff(diff))

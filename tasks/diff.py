@@ -12,13 +12,9 @@ Rows are matched by `image_id`, from each release's `manifest.parquet` (publishe
 
 from __future__ import annotations
 
-from tasks.uris import exists, join, read_parquet
+from tasks.uris import NotARelease, exists, join, read_parquet
 
 KINDS = ("added", "removed", "changed", "newly_quarantined")
-
-
-class NotARelease(ValueError):
-    pass
 
 
 def _read_release(uri: str) -> tuple[dict[str, str], dict[str, str]]:

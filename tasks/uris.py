@@ -23,6 +23,10 @@ class RowError(Exception):
     """A problem with one manifest row: the row is quarantined with this message as its reason."""
 
 
+class NotARelease(ValueError):
+    """A path given as a release holds none: the caller's mistake (exit 2), not a release that fails."""
+
+
 class TransientStorageError(OSError):
     """The store did not answer (connection reset, timeout): not the row's fault. It fails the
     partition task, which Prefect retries, instead of quarantining the row."""

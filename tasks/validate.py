@@ -15,11 +15,7 @@ import pandas as pd
 from data_contracts.records import RELEASE_MEDIANS
 from tasks.config import Config
 from tasks.gate import gate_images, gate_release
-from tasks.uris import RowError, exists, join, read_bytes, read_parquet
-
-
-class NotARelease(ValueError):
-    """The path holds no release at all."""
+from tasks.uris import NotARelease, RowError, exists, join, read_bytes, read_parquet
 
 
 def validate_release(release_uri: str, config: Config | None = None) -> list[str]:
