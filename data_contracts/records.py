@@ -56,6 +56,8 @@ RECORD_SCHEMA = pa.schema(
         ("action", pa.string()),
         ("removal", pa.string()),
         ("engine", pa.string()),
+        ("candidate", pa.string()),  # which of the edits tried was kept ("first" unless the suite refused it)
+        ("attempts", pa.list_(pa.string())),  # every edit tried, in order, and what the image suite said of it
         ("clarify", pa.string()),
         ("mask_fraction", pa.float64()),
         ("outside_changed", pa.int64()),
@@ -66,6 +68,7 @@ RECORD_SCHEMA = pa.schema(
         ("structure_entries", pa.int64()),
         ("ghost_score", pa.float64()),
         ("text_detected", pa.bool_()),
+        ("remnant_score", pa.float64()),  # text: the removed text's signal still in place (tasks/measure.py)
         ("privacy_residual", pa.float64()),
         ("components", pa.list_(COMPONENT_TYPE)),
         ("flags", pa.list_(pa.string())),
@@ -87,13 +90,14 @@ CONTENT_FIELDS = (*(name for name in RECORD_SCHEMA.names if name not in _RUN_FIE
 # manifest.parquet: one row per published image (then the pass-through columns).
 PUBLISHED_COLUMNS = (
     "image_id", "output_uri", "source_uri", "sha256", "format", "width", "height", "action", "removal",
-    "engine", "clarify", "mask_fraction", "outside_changed", *METRIC_COLUMNS, "text_detected", "components",
-    "flags", "content_key",
+    "engine", "candidate", "attempts", "clarify", "mask_fraction", "outside_changed", *METRIC_COLUMNS, "text_detected",
+    "remnant_score", "components", "flags", "content_key",
 )
 # quarantine.parquet: one row per image not published, with its reason (then the pass-through columns).
 QUARANTINE_COLUMNS = (
-    "image_id", "source_uri", "reason", "review_uri", "action", "removal", "engine", "mask_fraction",
-    *METRIC_COLUMNS, "text_detected", "content_key",  # the key finds the mask a refused edit used
+    "image_id", "source_uri", "reason", "review_uri", "action", "removal", "engine", "candidate", "attempts",
+    # content_key finds the mask a refused edit used
+    "mask_fraction", *METRIC_COLUMNS, "text_detected", "remnant_score", "content_key",
 )
 # timings.parquet: what varies from run to run, kept apart so the two tables above are reproducible.
 TIMING_COLUMNS = ("image_id", "status", "reused", *STEP_SECONDS, "seconds")

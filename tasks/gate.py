@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import uuid
 from dataclasses import dataclass, field
@@ -141,6 +142,36 @@ def validate(frame: pd.DataFrame, suite_json: dict, parameters: dict | None = No
             image_id = index["image_id"] if isinstance(index, dict) else ids[index]
             outcome.row_failures.setdefault(image_id, []).append(label)
     return outcome
+
+
+def _unexpected(expectation: dict, value) -> bool | None:
+    """Whether one row's `value` is unexpected to a column-map expectation, as GX would judge it;
+    None for an expectation it cannot judge alone (an aggregate, or a type this does not know)."""
+    kind, kwargs = expectation["type"], expectation["kwargs"]
+    missing = value is None or (isinstance(value, float) and math.isnan(value))
+    if kind == "expect_column_values_to_not_be_null":
+        return missing
+    if missing:  # GX leaves nulls out of the other column-map expectations
+        return False
+    if kind == "expect_column_values_to_be_between":
+        low, high = kwargs.get("min_value"), kwargs.get("max_value")
+        strict_low, strict_high = kwargs.get("strict_min", False), kwargs.get("strict_max", False)
+        below = low is not None and (value <= low if strict_low else value < low)
+        above = high is not None and (value >= high if strict_high else value > high)
+        return below or above
+    if kind == "expect_column_values_to_be_in_set":
+        return value not in kwargs["value_set"]
+    return None
+
+
+def row_refusals(record: dict, suite: dict) -> list[str]:
+    """The expectations of an image suite that one row's `record` fails, judged as GX judges each
+    row (`mostly` aside: a row it flags is quarantined whatever share of rows the suite tolerates).
+
+    The partition asks this of each edit before it writes it, so that a refused edit is retried with
+    another candidate; the GX run over all rows afterwards stays the judge of what is published."""
+    return [_label(e) for e in suite["expectations"]
+            if "column" in e["kwargs"] and _unexpected(e, record.get(e["kwargs"]["column"]))]
 
 
 def gate_images(records: pd.DataFrame, config) -> list[SuiteOutcome]:

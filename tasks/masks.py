@@ -67,26 +67,40 @@ def polygon_mask(polygons: Sequence[Sequence[float]], size: tuple[int, int]) -> 
     return canvas.astype(bool)
 
 
+def build_masks(
+    row: dict,
+    size: tuple[int, int],
+    read_mask_bytes: Callable[[str], bytes],
+    max_pixels: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(drawn, shapes): the row's mask file, and its boxes and polygons, as boolean HxW arrays.
+
+    They are kept apart because they mean different things for text: a mask the user drew is the
+    floor of the edit (every pixel of it is edited, none is given back), while a box or polygon only
+    says where the letters are, and is cut down to them. `read_mask_bytes(mask_uri)` fetches the mask
+    file; it is passed in so that URI resolution and storage stay in one place.
+    """
+    width, height = size
+    drawn = np.zeros((height, width), dtype=bool)
+    shapes = np.zeros((height, width), dtype=bool)
+    if row.get("mask_uri"):
+        drawn |= decode_mask(read_mask_bytes(row["mask_uri"]), size, max_pixels)
+    if row.get("boxes"):
+        shapes |= box_mask(row["boxes"], size)
+    if row.get("polygons"):
+        shapes |= polygon_mask(row["polygons"], size)
+    return drawn, shapes
+
+
 def build_mask(
     row: dict,
     size: tuple[int, int],
     read_mask_bytes: Callable[[str], bytes],
     max_pixels: int,
 ) -> np.ndarray:
-    """The union of everything the row marks for editing, as a boolean HxW array.
-
-    `read_mask_bytes(mask_uri)` fetches the mask file; it is passed in so that URI resolution and
-    storage stay in one place.
-    """
-    width, height = size
-    mask = np.zeros((height, width), dtype=bool)
-    if row.get("mask_uri"):
-        mask |= decode_mask(read_mask_bytes(row["mask_uri"]), size, max_pixels)
-    if row.get("boxes"):
-        mask |= box_mask(row["boxes"], size)
-    if row.get("polygons"):
-        mask |= polygon_mask(row["polygons"], size)
-    return mask
+    """The union of everything the row marks for editing, as a boolean HxW array."""
+    drawn, shapes = build_masks(row, size, read_mask_bytes, max_pixels)
+    return drawn | shapes
 
 
 def mask_components(mask: np.ndarray, margin: int) -> list[tuple[slice, slice]]:

@@ -12,8 +12,9 @@ background between the strokes, which is the photo, so a set counts as much as i
 from the ring's colour in their own direction, as its colour is rare in the ring (the letters' ink
 is not in the photo around them, the background between them is) and as it runs the length of the
 line (a head or a highlight the region took in fills only part of it); the strongest are kept,
-and a set that lost on its length alone goes too (a cable running the length of a loose box must
-not take the letters' place).
+a set that lost on its length alone goes too (a cable running the length of a loose box must
+not take the letters' place), and so does every set whose colour stands apart from the ring
+(`APART`): both polarities of a letter, its fill and its outline, a semi-transparent fill.
 Pixels of the other sets that touch the kept strokes go with them: an outline drawn over a
 background of its own colour (a black outline crossing a dark coat) is only partly a set of its
 own, and the part left behind reads as hollow letters. The strokes are then grown by a few pixels
@@ -34,7 +35,8 @@ MIN_RING = 64  # ring pixels needed to trust the texture floor measured there
 MAX_COVER = 0.75  # "strokes" covering more of a region than this mean it is not text on a photo
 SMOOTH = 1.0  # px: the blur that averages grain out of the contrast, well under a stroke's width
 RARE_IN_RING = 0.1  # an outline pixel's colour is rarer than this in the ring (ink, not photo)
-VERSION = "4"  # bump when the strokes found for a region change: finished work is keyed by it
+APART = 0.05  # a set whose median colour fewer than this share of the ring reach stands apart: it is kept
+VERSION = "5"  # bump when the strokes found for a region change: finished work is keyed by it
 
 
 def _odd(value: float, low: int, high: int) -> int:
@@ -130,20 +132,22 @@ def _strokes(pixels: np.ndarray, inside: np.ndarray) -> np.ndarray | None:
         # a caption, a spoon's highlights) stands out as much but fills only part of it.
         spread = np.count_nonzero(candidates.any(axis=across) & line) / max(np.count_nonzero(line), 1)
         if offset >= MIN_CONTRAST:
-            found.append((offset * (1.0 - common) ** 2, spread, candidates, channel, sign))
+            found.append((offset * (1.0 - common) ** 2, spread, candidates, channel, sign, common))
     # The scores rank the sets; they do not say whether there is text (a box far longer than its
     # word gives the letters a small spread, yet they are letters).
     best = max((rare * spread**2 for rare, spread, *_ in found), default=0.0)
     if best <= 0:
         return None
-    kept = [rare * spread**2 >= 0.5 * best for rare, spread, *_ in found]  # several: a light fill in a dark outline
+    # Several sets: a light fill in a dark outline, a semi-transparent fill's lift beside its
+    # outline. Every set whose colour the photo around it hardly has is ink, whatever its score.
+    kept = [rare * spread**2 >= 0.5 * best or common <= APART for rare, spread, *_, common in found]
     # A set that lost on its spread alone still goes: in a box longer than its word, a wire running
     # its whole length would otherwise take the letters' place. Never under-remove for a score.
     rarest_kept = max(rare for (rare, *_), keep in zip(found, kept) if keep)
     kept = [keep or rare > rarest_kept for (rare, *_), keep in zip(found, kept)]
     strokes = np.zeros(inside.shape, dtype=bool)
     others = []
-    for (_, _, candidates, channel, sign), keep in zip(found, kept):
+    for (_, _, candidates, channel, sign, _), keep in zip(found, kept):
         if keep:
             strokes |= candidates
         else:

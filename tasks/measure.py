@@ -15,6 +15,14 @@ untouched pixels around it (ring width scaled to the component: half the square 
 - `ghost_score` (text): gradient on the removed strokes' contours (edges of the input inside the
   mask) / gradient elsewhere in the fill. A clean fill has no memory of where the letters were
   (≈ 1); left-over outlines score well above.
+- `remnant_score` (text): the share of the removed text's signal still in place, without ground
+  truth. The photo under the text is estimated by diffusing the ring across the region where the
+  text was said to be (its box, line region or drawn mask, not only the pixels refined to
+  strokes); the text's signal is the input's departure from that estimate, on the pixels that
+  depart more than the photo's own texture departs from the same estimate around the region; the
+  score projects the output's departure on it (0: gone, 1: untouched). It sees letters the mask
+  missed (left as they were) and fills that kept their colour and shape (a smear), which neither
+  the detector (faint, outlined, colour-on-colour text) nor the ghost score (no edges) may see.
 - `text_detected` (text): whether the shipped text detector still fires inside the removed
   region (`text_still_detected`, run by the partition worker, which holds the model).
 - `privacy_residual` (blur): Laplacian std of the blurred region / the same region before: the
@@ -32,6 +40,7 @@ import cv2
 import numpy as np
 from scipy import ndimage
 
+from tasks.masks import mask_components
 from tasks.probes import immerkaer_sigma, laplacian_std, luminance
 
 MIN_PIXELS = 16  # below this a region's statistics are noise, not measurement
@@ -55,8 +64,53 @@ def outside_changed(original: np.ndarray, final: np.ndarray, mask: np.ndarray) -
     return int(np.count_nonzero(differs & ~mask))
 
 
+REMNANT_QUANTILE = 99  # the photo's own departure from the diffused estimate that text must exceed
+REMNANT_MAX_SIDE = 1024  # px: larger regions are measured at this scale (the signal is the letters, not grain)
+
+
+def _diffused(pixels: np.ndarray, hole: np.ndarray) -> np.ndarray:
+    """`pixels` with `hole` filled by fast marching from its edge, as float32 (HxWxC)."""
+    filled = cv2.inpaint(pixels, hole.astype(np.uint8), 5, cv2.INPAINT_TELEA)
+    return filled.reshape(*hole.shape, -1).astype(np.float32)
+
+
+def _remnant_parts(original: np.ndarray, final: np.ndarray, region: np.ndarray) -> tuple[float, float]:
+    """(projection, energy) of one region's crop: the sums whose ratio is its remnant score."""
+    depth = cv2.distanceTransform(np.pad(region, 1).astype(np.uint8), cv2.DIST_L2, 3)
+    band = int(np.clip(np.ceil(depth.max()), 4, 48))  # as deep as the region: the same diffusion distance
+    ring = (cv2.dilate(region.astype(np.uint8), _disc(band)) > 0) & ~region
+    if np.count_nonzero(ring) < MIN_PIXELS:
+        return 0.0, 0.0
+    estimate = _diffused(original, region)
+    before = original.reshape(*region.shape, -1).astype(np.float32) - estimate
+    after = final.reshape(*region.shape, -1).astype(np.float32) - estimate
+    # The photo's own departure from a diffusion of the same depth: the ring diffused from beyond it.
+    photo = np.abs(original.reshape(*region.shape, -1).astype(np.float32) - _diffused(original, ring | region))
+    floor = max(float(np.percentile(photo[ring].max(axis=-1), REMNANT_QUANTILE)), 10.0)
+    text = region & (np.abs(before).max(axis=-1) > floor)
+    return float((after[text] * before[text]).sum()), float((before[text] ** 2).sum())
+
+
+def remnant_score(original: np.ndarray, final: np.ndarray, region: np.ndarray, pad: int = 48) -> float:
+    """The share of the text's signal in `region` still in `final` (0: gone, 1: untouched); NaN
+    when the region holds nothing that stands out from the photo around it. See the module's
+    docstring. `region`: HxW bool, where the text was said to be (before any refinement)."""
+    projection = energy = 0.0
+    for rows, cols in mask_components(region, pad):
+        crop_region = region[rows, cols]
+        crops = [original[rows, cols], final[rows, cols]]
+        scale = min(1.0, REMNANT_MAX_SIDE / max(crop_region.shape))
+        if scale < 1.0:
+            size = (max(1, round(crop_region.shape[1] * scale)), max(1, round(crop_region.shape[0] * scale)))
+            crops = [cv2.resize(c, size, interpolation=cv2.INTER_AREA) for c in crops]
+            crop_region = cv2.resize(crop_region.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0
+        part, total = _remnant_parts(*crops, crop_region)
+        projection, energy = projection + part, energy + total
+    return projection / energy if energy > 0 else math.nan
+
+
 TEXT_CHECK_HEIGHT = 128  # px: the removed region's height the check brings it to (text_check_benchmark.py)
-TEXT_CHECK_VERSION = "2"  # bump when the check's verdicts change: finished work is keyed by it
+TEXT_CHECK_VERSION = "3"  # bump when the check's verdicts change: finished work is keyed by it
 
 
 def text_still_detected(final: np.ndarray, mask: np.ndarray, detector, margin: int = 24, mode: str = "text",

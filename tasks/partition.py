@@ -8,6 +8,7 @@ fills their crops in one batch) and writes the records as one Parquet file.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import logging
@@ -16,6 +17,7 @@ import time
 import traceback
 from dataclasses import dataclass, field
 
+import cv2
 import numpy as np
 import pyarrow as pa
 import torch
@@ -24,11 +26,19 @@ from data_contracts.manifest import row_problem
 from data_contracts.records import RECORD_SCHEMA, STEP_SECONDS
 from tasks.cache import content_key, lookup, runtime_versions, store
 from tasks.clean import composite
+from tasks.gate import IMAGE_SUITES, load_suite, row_refusals
 from tasks.images import decode_photo, encode_photo
-from tasks.masks import build_mask, mask_png
+from tasks.masks import build_masks, mask_png
 from tasks.masks_text import VERSION as TEXT_STROKES_VERSION
 from tasks.masks_text import refine_text_mask
-from tasks.measure import TEXT_CHECK_VERSION, mask_fraction, measure_edit, outside_changed, text_still_detected
+from tasks.measure import (
+    TEXT_CHECK_VERSION,
+    mask_fraction,
+    measure_edit,
+    outside_changed,
+    remnant_score,
+    text_still_detected,
+)
 from tasks.plan import ROW_INDEX, Job
 from tasks.registry import STAGES, get_stage, names
 from tasks.settings import BLUR_ENGINE
@@ -81,6 +91,7 @@ class _Edit:
     clarify_name: str
     photo: object = None
     mask: np.ndarray | None = None
+    region: np.ndarray | None = None  # text: where the text was said to be (drawn mask, boxes, detections)
     context: EditContext | None = None
     is_text: bool = False
     result: dict = field(default_factory=dict)
@@ -207,22 +218,29 @@ def _find_pixels(edit: _Edit, job: Job) -> None:
     steps = edit.record
     steps["decode_seconds"], clock = _lap(clock)
     trace["stage"] = "find"
-    mask = build_mask(row, photo.size, lambda uri: edit.mask_bytes, config.max_pixels)
+    drawn, shapes = build_masks(row, photo.size, lambda uri: edit.mask_bytes, config.max_pixels)
     # A row naming a detector that does not exist is quarantined rather than published with its
     # text or faces still in place.
     missing = [name for name in (row.get("detect") or []) if ("detect", name) not in STAGES]
     if missing:
         raise RowError(f"detector(s) {missing} requested but not available; available: {names('detect')}")
     steps["find_seconds"], clock = _lap(clock)
+    is_text = (row.get("removal") or "object") == "text" and (row.get("action") or "remove") == "remove"
+    found = np.zeros_like(shapes)
     for name in row.get("detect") or []:
-        mask |= get_stage("detect", name, config)(photo.colour)
+        # Text rows take where the detectors fire and cut it to strokes with the boxes, below.
+        detector = get_stage("detect", name, config)
+        found |= detector.regions(photo.colour) if is_text else detector(photo.colour)
     if row.get("detect"):
         steps["detect_seconds"], clock = _lap(clock)
-    is_text = (row.get("removal") or "object") == "text" and (row.get("action") or "remove") == "remove"
-    if is_text and mask.any():
+    coarse = shapes | found
+    if is_text and coarse.any():
         # Stroke-accurate: the hole is the letters (and their halo), not the box around them, so
-        # the photo between the letters is never re-invented, re-grained or counted as edited.
-        mask = refine_text_mask(photo.colour, mask, grow=config.text.grow, margin=config.text.margin)
+        # the photo between the letters is never re-invented, re-grained or counted as edited. A
+        # mask the user drew is never cut: it is the floor of the edit.
+        coarse = refine_text_mask(photo.colour, coarse, grow=config.text.grow, margin=config.text.margin)
+    mask = drawn | coarse
+    edit.region = (drawn | shapes | found) if is_text else None
     fraction = mask_fraction(mask)
     steps["find_seconds"] += _lap(clock)[0]
     if fraction > config.max_mask_fraction:
@@ -301,7 +319,8 @@ def _clarify_together(edits: dict[int, _Edit], job: Job) -> None:
 
 
 def _finish(edit: _Edit, job: Job) -> dict:
-    """Clean and clarify what no batch did, then measure and write one row; its published record."""
+    """Clean and clarify what no batch did, measure, retry an edit the image suite refuses, and
+    write one row; its published record (the GX gate over all rows decides what stays published)."""
     config, row, trace, result = job.config, edit.row, edit.trace, edit.result
     photo, mask = edit.photo, edit.mask
     final = photo.colour
@@ -310,25 +329,25 @@ def _finish(edit: _Edit, job: Job) -> dict:
         result["flags"].append("empty_mask")
     else:
         result["engine"] = edit.engine_name
-        final = edit.cleaned
         if edit.clarify_name != "none":
             trace["stage"] = "clarify"
             clarify_started = time.perf_counter()
             result["clarify"] = edit.clarify_name
-            clarified = final if edit.clarified else get_stage("clarify", edit.clarify_name, config)(final, mask, edit.context)
+            clarified = edit.cleaned if edit.clarified else get_stage("clarify", edit.clarify_name, config)(
+                edit.cleaned, mask, edit.context)
             final = composite(photo.colour, clarified, mask)
             result["clarify_seconds"] = result.get("clarify_seconds", 0.0) + time.perf_counter() - clarify_started
+        else:
+            final = edit.cleaned
 
     trace["stage"] = "measure"
     clock = time.perf_counter()
-    result["outside_changed"] = outside_changed(photo.colour, final, mask)
-    result.update(measure_edit(photo.colour, final, mask, row.get("action") or "remove",
-                               row.get("removal") or "object").as_record())
-    if edit.is_text and mask.any():
-        check_started = time.perf_counter()
-        result["text_detected"] = text_still_detected(final, mask, get_stage("detect", "text", config))
-        result["text_check_seconds"] = time.perf_counter() - check_started
+    _measure(edit, job, final, mask, result)
     result["measure_seconds"], clock = _lap(clock)
+    if mask.any():
+        final, mask = _retry_refused(edit, job, final)
+        result = edit.result
+        clock = time.perf_counter()
 
     trace["stage"] = "write"
     if not mask.any() and photo.orientation == 1:
@@ -347,8 +366,129 @@ def _finish(edit: _Edit, job: Job) -> dict:
         except Exception as exc:
             log.warning("row %r: could not keep its finished work in the cache: %s", row["image_id"], exc)
     edit.record["write_seconds"] = _lap(clock)[0]
-    edit.photo = edit.mask = edit.cleaned = None  # a group holds its photos only until written
+    edit.photo = edit.mask = edit.cleaned = edit.region = None  # a group holds its photos only until written
     return edit.record
+
+
+def _measure(edit: _Edit, job: Job, final: np.ndarray, mask: np.ndarray, result: dict) -> None:
+    """Measure's metrics of one edit into `result` (the text check and remnant score on text rows)."""
+    photo, row = edit.photo, edit.row
+    result["outside_changed"] = outside_changed(photo.colour, final, mask)
+    result.update(measure_edit(photo.colour, final, mask, row.get("action") or "remove",
+                               row.get("removal") or "object").as_record())
+    if edit.is_text and mask.any():
+        check_started = time.perf_counter()
+        result["text_detected"] = text_still_detected(final, mask, get_stage("detect", "text", job.config))
+        result["remnant_score"] = _nan_to_none(remnant_score(photo.colour, final, edit.region | mask))
+        result["text_check_seconds"] = result.get("text_check_seconds", 0.0) + time.perf_counter() - check_started
+
+
+def _nan_to_none(value: float) -> float | None:
+    return None if value != value else value
+
+
+_SUITES: dict[tuple[str, str], dict] = {}
+
+
+def _image_suite(config, action: str) -> dict:
+    """The image suite that judges rows of `action`, as the gate will load it (overrides applied)."""
+    key = (config.digest(), action)
+    if key not in _SUITES:
+        _SUITES[key] = load_suite(IMAGE_SUITES[action], config.gate.suites_dir, config.gate.overrides)
+    return _SUITES[key]
+
+
+def _said(name: str, refusals: list[str]) -> str:
+    return f"{name}: " + ("passed" if not refusals else "refused by " + ", ".join(refusals))
+
+
+def _retry_refused(edit: _Edit, job: Job, final: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The edit to write: the first one, or, when the image suite refuses it, the first of the other
+    candidates (`_candidates`) it passes, measured by the same reference-free metrics; where none
+    passes, the one it refuses least (the gate then quarantines it). Records every attempt."""
+    suite = _image_suite(job.config, edit.record["action"])
+    refusals = row_refusals({**edit.record, **edit.result}, suite)
+    attempts = [_said("first", refusals)]
+    best = (len(refusals), final, edit.mask, {**edit.result, "candidate": "first"})
+    started = time.perf_counter()
+    for name, engine, mask in _candidates(edit, job) if refusals else ():
+        edit.trace["stage"] = f"clean ({name} candidate)"
+        context = dataclasses.replace(edit.context, fill_copies_grain=engine.copies_grain,
+                                      strokes_refined=edit.is_text)
+        candidate = composite(edit.photo.colour, engine(edit.photo.colour, mask, context), mask)
+        result = {**edit.result, "flags": [], "engine": engine.name, "candidate": name,
+                  "mask_fraction": mask_fraction(mask), "text_check_seconds": 0.0}
+        if edit.clarify_name != "none":
+            clarifier = get_stage("clarify", edit.clarify_name, job.config)
+            candidate = composite(edit.photo.colour, clarifier(candidate, mask, context), mask)
+        edit.trace["stage"] = f"measure ({name} candidate)"
+        _measure(edit, job, candidate, mask, result)
+        refusals = row_refusals({**edit.record, **result}, suite)
+        attempts.append(_said(name, refusals))
+        if len(refusals) < best[0]:
+            best = (len(refusals), candidate, mask, result)
+        if not refusals:
+            break
+    _, final, mask, edit.result = best
+    edit.result["attempts"] = attempts
+    if len(attempts) > 1:
+        edit.result["clean_seconds"] = edit.result.get("clean_seconds", 0.0) + time.perf_counter() - started
+    return final, mask
+
+
+def _grown(mask: np.ndarray, radius: int) -> np.ndarray:
+    disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+    return cv2.dilate(mask.astype(np.uint8), disk).astype(bool)
+
+
+def _candidates(edit: _Edit, job: Job):
+    """(name, engine, mask) of the edits tried after the first one is refused, in order.
+
+    Text: the strokes grown (letters' halos and edges the refinement left), then the whole region
+    the text was said to be in, grown, filled by the texture engine (where strokes could not be
+    told from the photo). Objects: the texture engine with another seed, with twice the context,
+    and on the mask grown (an object's halo left at the edge reads as a seam). A candidate whose mask
+    would exceed `max_mask_fraction` is not tried."""
+    config = job.config
+    if edit.record["action"] != "remove":
+        return
+    grow = config.text.retry_grow
+    exemplar = get_stage("clean", "exemplar", config)
+    if edit.is_text:
+        options = [("grown", get_stage("clean", edit.engine_name, config), _grown(edit.mask, grow)),
+                   ("region", exemplar, _grown(edit.region | edit.mask, grow))]
+    else:
+        options = [("reseeded", _Reseeded(exemplar), edit.mask),
+                   ("more-context", wider_exemplar(config), edit.mask),
+                   ("grown", exemplar, _grown(edit.mask, grow))]
+    for name, engine, mask in options:
+        if mask_fraction(mask) <= config.max_mask_fraction:
+            yield name, engine, mask
+
+
+class _Reseeded:
+    """An engine run with another seed: its random search starts elsewhere."""
+
+    def __init__(self, engine):
+        self.engine, self.name, self.copies_grain = engine, engine.name, engine.copies_grain
+
+    def __call__(self, image, mask, context):
+        return self.engine(image, mask, dataclasses.replace(context, seed=(context.seed + 1) & (2**63 - 1)))
+
+
+_WIDER: dict[str, object] = {}
+
+
+def wider_exemplar(config):
+    """The exemplar engine with twice the context around each hole (margin ratio and cap doubled)."""
+    from tasks.clean.exemplar import Exemplar, pick_device
+
+    key = config.digest()
+    if key not in _WIDER:
+        params = config.exemplar.model_copy(update={"margin_ratio": 2 * config.exemplar.margin_ratio,
+                                                    "max_margin": 2 * config.exemplar.max_margin})
+        _WIDER[key] = Exemplar(params, pick_device(config.device))
+    return _WIDER[key]
 
 
 def load_engines(config) -> None:

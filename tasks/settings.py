@@ -80,6 +80,10 @@ class TextConfig(_Strict):
     method: Literal["telea", "ns"] = Field("telea", description="Inpainting of the thin stroke holes.")
     radius: int = Field(4, ge=1, le=32, description="Inpainting neighbourhood radius in pixels.")
     margin: int = Field(12, ge=4, description="Context around each mask component used to tell strokes from photo.")
+    retry_grow: int = Field(4, ge=1, le=32, description="Pixels a refused edit's mask grows by for the candidates "
+                            "tried next (letters' halos, an object's edge).")
+    telea_width: float = Field(8.0, ge=0, description="Strokes at most this wide (px, after `grow`) are filled by "
+                               "inpainting; wider ones by the exemplar engine (diffusion smears them).")
 
 
 class BlurConfig(_Strict):

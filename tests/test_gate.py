@@ -15,7 +15,8 @@ def records(**columns) -> pd.DataFrame:
     base = {"image_id": [f"img-{i}" for i in range(n)], "status": ["published"] * n, "action": ["remove"] * n,
             "mask_fraction": [0.03] * n, "outside_changed": [0] * n, "texture_ratio": [1.0] * n,
             "noise_ratio": [1.0] * n, "seam_score": [1.0] * n, "structure_continuity": [0.5] * n,
-            "ghost_score": [np.nan] * n, "text_detected": [None] * n, "privacy_residual": [np.nan] * n}
+            "ghost_score": [np.nan] * n, "text_detected": [None] * n, "remnant_score": [np.nan] * n,
+            "privacy_residual": [np.nan] * n}
     base.update(columns)
     return pd.DataFrame(base)
 
@@ -93,3 +94,17 @@ def test_text_the_detector_still_finds_is_refused():
     frame = records(text_detected=[False, True, None])
     (outcome,) = gate_images(frame, Config())
     assert outcome.row_failures == {"img-1": ["expect_column_values_to_be_in_set(text_detected)"]}
+
+
+def test_a_rows_refusals_before_writing_are_what_gx_says_of_it_after():
+    """The partition retries an edit `row_refusals` refuses; GX, run later on all rows, must agree row by row."""
+    from tasks.gate import load_suite, row_refusals
+
+    frame = records(texture_ratio=[1.0, 0.1, 1.1, None, 1.0], seam_score=[1.0, 1.0, 5.0, 1.0, 1.0],
+                    outside_changed=[0, 0, 0, 3, 0], remnant_score=[0.01, None, 0.02, 0.0, 0.5],
+                    text_detected=[False, None, True, False, None])
+    (outcome,) = gate_images(frame, Config())
+    suite = load_suite("image_remove")
+    for row in frame.to_dict("records"):
+        row = {k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in row.items()}
+        assert sorted(row_refusals(row, suite)) == sorted(outcome.row_failures.get(row["image_id"], [])), row["image_id"]

@@ -112,7 +112,9 @@ HARD_CASES = [  # photo, style, font size, text, top-left, region's reach (px) r
     # A black outline crossing the cameraman's dark coat and the light sky: over the coat it has no
     # contrast of its own, over the sky it is the letters' shape, and left behind there it reads as
     # hollow letters (91% of the ink covered without the touching-outline rule).
-    ("camera", "outlined-3", 52, "Limited Offer", (12, 216), (6, 6), 0.95, 0.7),
+    # Every set apart from the ring is kept, both polarities (issue 13: a fill inside an outline was
+    # dropped): 71% of the box here.
+    ("camera", "outlined-3", 52, "Limited Offer", (12, 216), (6, 6), 0.95, 0.75),
     # A region that reaches 40 px below a caption over the sky, into the cameraman's dark head (as a
     # detector's line region may): the head stands out from the ring more than the white letters
     # do, but fills only part of the line's length. Without that test the letters were dropped

@@ -1,11 +1,20 @@
-"""`text`: remove text and watermarks by filling only their strokes, not their box.
+"""`text`: remove text and watermarks by filling only their strokes, each by the method its width needs.
 
 The row's mask (a box, a polygon or a detector's line region) is first cut down to the letters'
-pixels by `tasks.masks_text.refine_text_mask`; the thin stroke holes are then filled by fast
-marching (A. Telea, J. Graphics Tools 2004) or Navier-Stokes (M. Bertalmio, A. Bertozzi,
-G. Sapiro, CVPR 2001) inpainting. On a hole a few pixels wide either method draws from true
-pixels on both sides of every stroke, so the photo between and around the letters is kept as it
-was instead of being re-invented. Pixels of the mask outside the strokes are returned unchanged.
+pixels by `tasks.masks_text.refine_text_mask` (a mask file the user drew is never cut: it is the
+floor of the edit). Each connected part of the hole is then filled by the method that suits its
+width:
+
+- thin strokes (at most `telea_width` px across: small captions, outlines, hairlines) by fast
+  marching (A. Telea, J. Graphics Tools 2004) or Navier-Stokes (M. Bertalmio, A. Bertozzi,
+  G. Sapiro, CVPR 2001) inpainting: on a hole a few pixels wide either draws from true pixels on
+  both sides of every stroke, and nothing is re-invented;
+- wider strokes (the 10-25 px letters of 56-160 px listing text, a whole box where no strokes
+  could be told from the photo) by the texture engine (`exemplar`): diffusion across them leaves
+  a smear in the letters' shape, which is the text still there.
+
+The thin parts are filled first, so the texture engine copies from a photo that holds no letters
+where it can help it. Pixels of the mask outside the strokes are returned unchanged.
 """
 
 from __future__ import annotations
@@ -21,17 +30,93 @@ from tasks.stages import EditContext, EditStage
 _METHODS = {"telea": cv2.INPAINT_TELEA, "ns": cv2.INPAINT_NS}
 
 
+def split_by_width(holes: np.ndarray, thin_width: float) -> tuple[np.ndarray, np.ndarray]:
+    """(thin, wide): the connected parts of `holes` at most `thin_width` px across, and the rest.
+
+    A part's width is twice the 90th percentile of its distance to the outside: a letter's
+    junctions and serifs are wider than its strokes, and one blob must not make it wide."""
+    thin = np.zeros_like(holes, dtype=bool)
+    if not holes.any():
+        return thin, thin.copy()
+    for rows, cols in mask_components(holes, 1):
+        part = holes[rows, cols]
+        count, labels = cv2.connectedComponents(part.astype(np.uint8), connectivity=8)
+        depth = cv2.distanceTransform(np.pad(part, 1).astype(np.uint8), cv2.DIST_L2, 3)[1:-1, 1:-1]
+        index = labels.ravel()
+        order = np.argsort(index, kind="stable")
+        bounds = np.searchsorted(index[order], np.arange(1, count + 1))
+        values = depth.ravel()[order]
+        for label in range(1, count):
+            widths = values[bounds[label - 1]:bounds[label]]
+            if 2.0 * float(np.percentile(widths, 90)) <= thin_width:
+                thin[rows, cols] |= labels == label
+    return thin, holes & ~thin
+
+
+CLONE_SHIFTS = (1.25, -1.25, 2.0, -2.0, 3.0, -3.0)  # candidate shifts, in the group's heights (and widths)
+
+
+def _shifted(image: np.ndarray, dy: int, dx: int) -> np.ndarray:
+    """`image` moved by (dy, dx): out[y, x] = image[y + dy, x + dx], edges repeated."""
+    height, width = image.shape[:2]
+    ys = np.clip(np.arange(height) + dy, 0, height - 1)
+    xs = np.clip(np.arange(width) + dx, 0, width - 1)
+    return image[ys][:, xs]
+
+
+def clone_fill(image: np.ndarray, hole: np.ndarray, avoid: np.ndarray, ring: int = 6) -> np.ndarray:
+    """`hole` filled by the photo beside it, as a retoucher's clone stamp does, blended in the
+    gradient domain: the copy keeps the photo's own texture and grain, and the low-frequency
+    difference along the hole's edge is diffused across it (P. Pérez et al., "Poisson image
+    editing", SIGGRAPH 2003, here with fast marching as the membrane), so no seam is left.
+
+    The source is the hole moved by a shift across or along its group (above or below a line of
+    letters, or beside it) whose copy of the hole's `ring` matches the ring best, among shifts that
+    take no pixel of `avoid` (other letters) into the hole. `image`: a crop (HxWxC or HxW uint8)."""
+    ys, xs = np.nonzero(hole)
+    height, width = int(ys.max() - ys.min() + 1), int(xs.max() - xs.min() + 1)
+    edge = (cv2.dilate(hole.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * ring + 1,) * 2)) > 0) & ~hole
+    pixels = image.astype(np.float32).reshape(*hole.shape, -1)
+    best = None
+    for factor in CLONE_SHIFTS:
+        side = min(height, width)  # a line's height: shifts of a few heights, across or along it
+        for dy, dx in ((round(factor * side), 0), (0, round(factor * side))):
+            source = _shifted(pixels, dy, dx)
+            inside = (ys.min() + dy >= 0 and ys.max() + dy < hole.shape[0]
+                      and xs.min() + dx >= 0 and xs.max() + dx < hole.shape[1])
+            if not inside or _shifted(avoid, dy, dx)[hole].any():
+                continue
+            cost = float(np.mean((source[edge] - pixels[edge]) ** 2))
+            if best is None or cost < best[0]:
+                best = (cost, source)
+    if best is None:
+        return image
+    source = best[1]
+    out = pixels.copy()
+    for c in range(pixels.shape[-1]):
+        difference = pixels[..., c] - source[..., c]
+        difference[hole] = 0
+        correction = cv2.inpaint(difference, hole.astype(np.uint8), 5, cv2.INPAINT_TELEA)
+        out[..., c][hole] = (source[..., c] + correction)[hole]
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8).reshape(image.shape)
+
+
 class TextRemover(EditStage):
     kind = "clean"
     name = "text"
-    version = "1"  # bump when the output bytes change: finished work is keyed by it
+    version = "2"  # bump when the output bytes change: finished work is keyed by it
 
-    def __init__(self, settings: TextConfig = TextConfig()):
+    def __init__(self, settings: TextConfig = TextConfig(), texture: EditStage | None = None):
+        """`texture`: the engine that fills wide strokes (the exemplar engine); None fills every
+        stroke by diffusion."""
         self.settings = settings
+        self.texture = texture
 
     @classmethod
     def from_config(cls, config) -> TextRemover:
-        return cls(config.text)
+        from tasks.clean.exemplar import Exemplar, pick_device
+
+        return cls(config.text, Exemplar(config.exemplar, pick_device(config.device)))
 
     def strokes(self, image: np.ndarray, mask: np.ndarray) -> np.ndarray:
         """The pixels this engine will change: the text's strokes inside `mask`."""
@@ -44,10 +129,33 @@ class TextRemover(EditStage):
         out = image.copy()
         if not strokes.any():
             return out
-        holes = strokes.astype(np.uint8)
+        thin, wide = split_by_width(strokes, self.settings.telea_width if self.texture is not None else np.inf)
+        holes = strokes.astype(np.uint8)  # every stroke is a hole: no fill draws from a letter
         method = _METHODS[self.settings.method]
-        for rows, cols in mask_components(strokes, 2 * self.settings.radius + 2):
+        for rows, cols in mask_components(thin, 2 * self.settings.radius + 2):
             filled = cv2.inpaint(image[rows, cols], holes[rows, cols], self.settings.radius, method)
-            hole = strokes[rows, cols] if image.ndim == 2 else strokes[rows, cols, None]
+            hole = thin[rows, cols] if image.ndim == 2 else thin[rows, cols, None]
             out[rows, cols] = np.where(hole, filled, image[rows, cols])
+        if wide.any():
+            out = fill_wide(out, wide, strokes)
         return out
+
+
+def fill_wide(image: np.ndarray, wide: np.ndarray, strokes: np.ndarray) -> np.ndarray:
+    """Each group of wide strokes (the letters of a word or line, joined across their gaps) filled
+    by `clone_fill` on a crop around it; `strokes`: every letter pixel, never copied into a hole."""
+    out = image.copy()
+    thickness = cv2.distanceTransform(np.pad(wide, 1).astype(np.uint8), cv2.DIST_L2, 3).max()
+    join = int(np.clip(4 * thickness, 3, 64)) | 1
+    groups = cv2.dilate(wide.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (join, join)))
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(groups, connectivity=8)
+    frame_h, frame_w = wide.shape
+    for label in range(1, count):
+        x, y, w, h, _ = stats[label]
+        pad = int(3.5 * min(w, h)) + 8
+        rows, cols = slice(max(0, y - pad), min(frame_h, y + h + pad)), slice(max(0, x - pad), min(frame_w, x + w + pad))
+        hole = wide[rows, cols] & (labels[rows, cols] == label)
+        filled = clone_fill(out[rows, cols], hole, strokes[rows, cols] & ~hole)
+        target = out[rows, cols]
+        target[hole] = filled[hole]
+    return out
