@@ -19,7 +19,7 @@ Rows, in the fixed rotation ROTATION (60 rows: 12 text-mask, 12 text-box, 20 tex
 Strings are drawn with PIL RGBA alpha compositing, 16-160 px high, in DejaVu faces and PIL's own
 font, with an outline of 0-4 px, opaque or 30-60% transparent, their colour chosen against the
 local background (`dark-on-dark`, `colour-on-colour`, `light-on-light`, and the easy
-`light-on-dark`, `dark-on-light`). Each string keeps its alpha map (coverage of fill + outline,
+`light-on-dark`, `dark-on-light`, `colour-on-plain`). Each string keeps its alpha map (coverage of fill + outline,
 float in [0, 1]) and its classes; the untouched frame is kept as the truth.
 
     from benchmarks.listings import make_rows, load_truth, string_region
@@ -64,6 +64,7 @@ FONTS = {"sans": "DejaVuSans.ttf", "sans-bold": "DejaVuSans-Bold.ttf", "serif": 
          "serif-bold": "DejaVuSerif-Bold.ttf", "condensed": "DejaVuSansCondensed.ttf", "mono": "DejaVuSansMono.ttf",
          "extralight": "DejaVuSans-ExtraLight.ttf", "pil-default": None}
 RELATIONS = ("dark-on-dark", "colour-on-colour", "light-on-light", "light-on-dark", "dark-on-light")
+# relation_of also says `colour-on-plain`: a saturated fill on a grey spot (asked colour-on-colour, none found).
 # The colour relation asked of each string in turn (over all rows): the hard three twice as often.
 RELATION_CYCLE = ("dark-on-dark", "colour-on-colour", "light-on-light", "light-on-dark", "dark-on-dark",
                   "colour-on-colour", "light-on-light", "dark-on-light")
@@ -143,6 +144,8 @@ def relation_of(fill, background) -> str:
     lf, lb = _luma(fill), _luma(background)
     if _saturation(fill) > 0.5 and _saturation(background) > 0.2 and abs(lf - lb) < 90:
         return "colour-on-colour"
+    if _saturation(fill) > 0.5 and _saturation(background) <= 0.2:
+        return "colour-on-plain"
     if lf < 100 and lb < 100:
         return "dark-on-dark"
     if lf > 150 and lb > 150:
