@@ -12,9 +12,10 @@ Scores, with the truth:
 
 - remnant of a string, over its pixels P (alpha > 0) and the RGB channels:
   `sum((out - truth) * (in - truth)) / sum((in - truth)^2)`: 0 = gone, 1 = untouched; the same over
-  windows two ink heights wide slid along the string, the worst kept (`letters_remnant`: a letter left
-  whole in a string otherwise gone). A row has text left when one of its strings has a remnant over
-  0.08 (LEFT) or a worst window over 0.2 (LEFT_LETTERS);
+  the fill alone and the outline alone (`layers`: a faint fill left inside a removed outline) and
+  over windows two ink heights wide slid along the string, the worst kept (`letters`: a letter left
+  whole in a string otherwise gone); see `part_remnants`. A row has text left when one of its strings
+  has a remnant or a layer's over 0.08 (LEFT) or a worst window over 0.2 (LEFT_LETTERS);
 - OCR: rapidocr's recogniser (`tasks.detect.text.text_reader`) pointed at the string's box (grown
   by 4 px) of the output reads 2 or more of the string's letters/digits (score >= 0.5); the same
   on the input gives the baseline. OCR misses outlined or faint remnants: the remnant is primary;
@@ -56,7 +57,7 @@ from benchmarks.metrics import score
 
 RESULTS = ROOT / "benchmarks" / "results"
 LEFT = 0.08  # a string whose remnant is over this is text left
-# ... and one whose worst window (`letters_remnant`) is over this: a letter left whole. Set by looking at
+# ... and one whose worst window (`part_remnants`' letters) is over this: a letter left whole. Set by looking at
 # seed 2024's crops (0.2 keeps a lone "S" and a ghost "Call"; smeared fills with no letter stay under it).
 LEFT_LETTERS = 0.2
 RELEASE = ("releases", "bench")
@@ -107,15 +108,12 @@ def remnant(out: np.ndarray, inp: np.ndarray, truth: np.ndarray, region: np.ndar
     return float(((out[region].astype(np.float64) - t) * given).sum() / max((given * given).sum(), 1e-9))
 
 
-def letters_remnant(out: np.ndarray, inp: np.ndarray, truth: np.ndarray, string: dict) -> float:
-    """The largest remnant over windows two ink heights wide slid along the string (half an ink height a
-    step; windows holding under a third of the average share of P left out): a letter or two left whole
-    in a string otherwise gone, which the whole string's remnant averages away."""
-    x, y = string["origin"]
-    alpha = string["alpha"]
-    window = (slice(y, y + alpha.shape[0]), slice(x, x + alpha.shape[1]))
-    region = alpha > 0
+def _windowed(out, inp, truth, region: np.ndarray) -> float:
+    """The largest remnant over windows two ink heights wide slid along `region` (a string's crop; half
+    an ink height a step; windows holding under a third of the average share left out)."""
     ys, xs = np.nonzero(region)
+    if not len(xs):
+        return float("-inf")
     ink = int(ys.max() - ys.min() + 1)
     width, step = max(32, 2 * ink), max(8, ink // 2)
     least = region.sum() * width / (xs.max() - xs.min() + 1) / 3
@@ -124,8 +122,31 @@ def letters_remnant(out: np.ndarray, inp: np.ndarray, truth: np.ndarray, string:
         part = np.zeros_like(region)
         part[:, x0:x0 + width] = region[:, x0:x0 + width]
         if part.sum() >= least:
-            worst = max(worst, remnant(out[window], inp[window], truth[window], part))
+            worst = max(worst, remnant(out, inp, truth, part))
     return worst
+
+
+def part_remnants(out: np.ndarray, inp: np.ndarray, truth: np.ndarray, string: dict) -> dict[str, float]:
+    """What the whole string's remnant averages away, both on the string's crop:
+
+    - `layers`: the remnant over the letters' fill alone and over the outline alone (outlined strings),
+      each where the overlay changed the photo by 3 grey levels or more on average: a low-contrast fill
+      left whole inside a removed high-contrast outline weighs little in the whole;
+    - `letters`: the worst window two ink heights wide over the string, its fill and its outline: a
+      letter or two left whole in a string otherwise gone.
+    """
+    x, y = string["origin"]
+    alpha = string["alpha"]
+    window = (slice(y, y + alpha.shape[0]), slice(x, x + alpha.shape[1]))
+    out, inp, truth = out[window], inp[window], truth[window]
+    regions = [alpha > 0]
+    if string["classes"]["outline"]:
+        core = string["fill_alpha"] > 0.5
+        regions += [core & regions[0], regions[0] & (string["fill_alpha"] == 0)]
+    contrast = np.abs(inp.astype(np.float32) - truth).mean(-1)
+    layers = [remnant(out, inp, truth, r) for r in regions[1:] if r.any() and contrast[r].mean() >= 3]
+    return {"layers": max(layers, default=float("nan")),
+            "letters": max(_windowed(out, inp, truth, r) for r in regions)}
 
 
 def ocr_reads(ocr, image: np.ndarray, string: dict) -> bool:
@@ -153,9 +174,10 @@ def score_text(case: dict, inp: np.ndarray, out: np.ndarray | None, truth: np.nd
             entry.update(remnant=1.0, ocr_out=entry["ocr_in"], hf=float("nan"), noise=float("nan"),
                          struct=float("nan"))
         else:
-            entry.update(remnant=remnant(out, inp, truth, region), letters=letters_remnant(out, inp, truth, string),
+            entry.update(remnant=remnant(out, inp, truth, region), **part_remnants(out, inp, truth, string),
                          ocr_out=ocr_reads(ocr, out, string), **score(out, truth, region))
-        entry["left"] = entry["remnant"] > LEFT or entry.get("letters", 1.0) > LEFT_LETTERS
+        entry["left"] = (entry["remnant"] > LEFT or entry.get("layers", 0.0) > LEFT
+                         or entry.get("letters", 1.0) > LEFT_LETTERS)
         scores.append(entry)
     return scores
 
@@ -191,6 +213,8 @@ def score_rows(folder: Path, cases: list[dict], rows: dict[str, dict], peer) -> 
             result["strings"] = score_text(case, inp, out, truth, ocr)
             result["remnant"] = max((s["remnant"] for s in result["strings"]), default=0.0)
             result["letters"] = max((s["letters"] for s in result["strings"] if "letters" in s), default=1.0)
+            layers = [s["layers"] for s in result["strings"] if not np.isnan(s.get("layers", float("nan")))]
+            result["layers"] = max(layers, default=float("nan"))
             result["left"] = out is None or any(s["left"] for s in result["strings"])
         elif case["kind"] == "object":
             result["object"] = score_object(case, folder, inp, out, truth, peer)
@@ -448,14 +472,15 @@ def _short(string: dict) -> str:
 
 def row_table(scored: list[dict], extra: list[str]) -> list[str]:
     """One line per row: kind, classes, status, reason, remnant max, OCR, engine and new columns."""
-    head = ("| row | kind | strings (relation/ink height/outline/alpha) | status | reason | remnant max / letters max "
+    head = ("| row | kind | strings (relation/ink height/outline/alpha) | status | reason | remnant / layers / letters max "
             "| OCR out/in | engine |")
     lines = [head + "".join(f" {c} |" for c in extra), "|---|---|---|---|---|---:|---|---|" + "---|" * len(extra)]
     for r in scored:
         strings = r.get("strings") or []
         classes = ", ".join(_short(s) for s in r["case"]["strings"]) or "—"
         ocr = f"{sum(s['ocr_out'] for s in strings)}/{sum(s['ocr_in'] for s in strings)}" if strings else "—"
-        rem = (f"{r['remnant']:.3f} / {r['letters']:.2f}" + (" LEFT" if r["left"] else "")) if "remnant" in r else "—"
+        rem = (f"{r['remnant']:.3f} / {_number(r['layers'])} / {r['letters']:.2f}" + (" LEFT" if r["left"] else "")
+               if "remnant" in r else "—")
         reason = (r["row"].get("reason") or "").replace("|", "/")[:90]
         cells = "".join(f" {r['row'].get(c, '')} |" for c in extra)
         lines.append(f"| {r['case']['image_id']} | {r['case']['kind']} | {classes} | {r['status']} | {reason} | {rem} "
@@ -480,8 +505,9 @@ def report(scored: list[dict], run: dict, repeat: dict | None, facts: dict) -> s
         + ", ".join(f"{n} {k}" for k, n in count.items())
         + ". One `clean-clarify run` with the DEFAULT config (no gate overrides), fresh store. Data made in "
         f"{facts['made_s']:.0f} s, scored in {facts['scoring_s']:.0f} s. Remnant: 0 = gone, 1 = untouched; a row has "
-        f"text left when a string's remnant > {LEFT} or its worst letters' (`letters_remnant`: windows two ink "
-        f"heights wide) > {LEFT_LETTERS}; a row with no output counts as text left.", "",
+        f"text left when a string's remnant, or its fill's or outline's alone, > {LEFT} or its worst letters' "
+        f"(windows two ink heights wide) > {LEFT_LETTERS} (`part_remnants`); a row with no output counts as text "
+        "left.", "",
         "## The run", "", *run_lines(scored, run, facts), "",
         "## Floors of issue 13", "", *floors(scored, run, repeat, figures), "",
         "## Text, per kind", "", *kind_table(scored), "",

@@ -114,7 +114,8 @@ def _font(name: str, size: int):
 
 def _layer(text: str, face: str, height: int, outline: int, fill, stroke, opacity: float):
     """The string alone on a transparent RGBA layer, its ink `height` px high (about), and shrunk to
-    fit the frame's width; the layer's alpha is the coverage of fill and outline times `opacity`."""
+    fit the frame's width; the layer's alpha is the coverage of fill and outline times `opacity`.
+    Returns (RGBA layer, coverage of the fill alone in [0, 1]: the letters without their outline)."""
     from PIL import Image, ImageDraw
 
     probe = _font(face, 100)
@@ -126,9 +127,11 @@ def _layer(text: str, face: str, height: int, outline: int, fill, stroke, opacit
     layer = Image.new("RGBA", (x1 - x0 + 4, y1 - y0 + 4), (0, 0, 0, 0))
     ImageDraw.Draw(layer).text((2 - x0, 2 - y0), text, font=font, fill=(*fill, 255), stroke_width=outline,
                                stroke_fill=(*stroke, 255))
+    core = Image.new("L", layer.size, 0)
+    ImageDraw.Draw(core).text((2 - x0, 2 - y0), text, font=font, fill=255)
     pixels = np.asarray(layer).copy()
     pixels[..., 3] = np.round(pixels[..., 3] * opacity).astype(np.uint8)
-    return pixels
+    return pixels, np.asarray(core).astype(np.float32) / 255
 
 
 def _luma(rgb) -> float:
@@ -202,14 +205,14 @@ def _draw_string(image: np.ndarray, truth: np.ndarray, taken: list[list[int]], k
     height = round(float(np.exp(rng.uniform(np.log(16), np.log(160)))))
     outline = int(rng.choice([0, 0, 1, 2, 3, 4]))
     opacity = 1.0 if rng.random() < 0.6 else float(round(rng.uniform(0.3, 0.6), 2))
-    probe = _layer(text, face, height, outline, (0, 0, 0), (0, 0, 0), 1.0)
+    probe, _ = _layer(text, face, height, outline, (0, 0, 0), (0, 0, 0), 1.0)
     spot = _place(truth, probe.shape[:2], taken, relation, rng)
     if spot is None:
         return None
     box, mean = spot
     fill = _fill_for(relation, mean, rng)
     stroke = (15, 15, 15) if _luma(fill) > 110 else (240, 240, 240)
-    pixels = _layer(text, face, height, outline, fill, stroke, opacity)
+    pixels, core = _layer(text, face, height, outline, fill, stroke, opacity)
     x, y = box[0], box[1]
     h, w = pixels.shape[:2]
     alpha = pixels[..., 3].astype(np.float32) / 255
@@ -220,7 +223,7 @@ def _draw_string(image: np.ndarray, truth: np.ndarray, taken: list[list[int]], k
     tight = [x + int(xs.min()), y + int(ys.min()), x + int(xs.max()) + 1, y + int(ys.max()) + 1]
     taken.append(tight)
     ink = tight[3] - tight[1]
-    return {"text": text, "origin": [x, y], "box": tight, "alpha": alpha, "fill": list(fill),
+    return {"text": text, "origin": [x, y], "box": tight, "alpha": alpha, "fill_alpha": core, "fill": list(fill),
             "outline_rgb": list(stroke), "background": [round(float(v), 1) for v in mean],
             "classes": {"style": face, "relation": relation_of(fill, mean), "asked": relation,
                         "size": "small" if ink < 32 else ("large" if ink >= 96 else "medium"), "height": ink,
@@ -268,7 +271,8 @@ def _text_row(row: dict, case: dict, image: np.ndarray, strings: list[dict], fol
                         for s in strings]
     else:
         row["detect"] = ["text"]
-    np.savez_compressed(folder / "truth" / f"{i:03d}.npz", **{f"alpha_{j}": s["alpha"] for j, s in enumerate(strings)})
+    np.savez_compressed(folder / "truth" / f"{i:03d}.npz", **{f"{key}_{j}": s[key] for j, s in enumerate(strings)
+                                                               for key in ("alpha", "fill_alpha")})
 
 
 def _row(i: int, kind: str, name: str, truth: np.ndarray, donors: dict, folder: Path, rng,
@@ -300,7 +304,8 @@ def make_rows(folder: Path | str, count: int = 60, seed: int = 2024, cache: Path
 
     A case: image_id, kind, photo, image_uri, truth_uri, mask_uri/boxes/detect/removal/action as in
     the manifest, and `strings` (text rows): text, origin [x, y], tight box, alpha (float32 map
-    at origin), fill, classes {style, relation, asked, size, height, outline, opacity}.
+    at origin), fill_alpha (coverage of the letters without their outline, same frame), fill, classes
+    {style, relation, asked, size, height, outline, opacity}.
     """
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -326,7 +331,8 @@ def make_rows(folder: Path | str, count: int = 60, seed: int = 2024, cache: Path
                         ("boxes", pa.list_(pa.list_(pa.float64()))), ("removal", pa.string()),
                         ("action", pa.string()), ("detect", pa.list_(pa.string()))])
     pq.write_table(pa.Table.from_pylist(rows, schema=schema), folder / "manifest.parquet")
-    public = [{**c, "strings": [{k: v for k, v in s.items() if k != "alpha"} for s in c["strings"]]} for c in cases]
+    public = [{**c, "strings": [{k: v for k, v in s.items() if k not in ("alpha", "fill_alpha")} for s in c["strings"]]}
+              for c in cases]
     (folder / "truth.json").write_text(json.dumps({"seed": seed, "count": count, "cases": public}, indent=1))
     return str(folder / "manifest.parquet"), cases
 
