@@ -60,6 +60,7 @@ LEFT = 0.08  # a string whose remnant is over this is text left
 # ... and one whose worst window (`part_remnants`' letters) is over this: a letter left whole. Set by looking at
 # seed 2024's crops (0.2 keeps a lone "S" and a ghost "Call"; smeared fills with no letter stay under it).
 LEFT_LETTERS = 0.2
+MIN_CONTRAST = 3.0  # grey levels: a layer or window the overlay changed less than this (JPEG noise) is not scored
 RELEASE = ("releases", "bench")
 # Columns the report shows anyway; any other column the release tables gain (say `attempts`) is shown too.
 KNOWN = {"image_id", "output_uri", "source_uri", "sha256", "format", "width", "height", "action", "removal",
@@ -108,9 +109,10 @@ def remnant(out: np.ndarray, inp: np.ndarray, truth: np.ndarray, region: np.ndar
     return float(((out[region].astype(np.float64) - t) * given).sum() / max((given * given).sum(), 1e-9))
 
 
-def _windowed(out, inp, truth, region: np.ndarray) -> float:
+def _windowed(out, inp, truth, region: np.ndarray, contrast: np.ndarray) -> float:
     """The largest remnant over windows two ink heights wide slid along `region` (a string's crop; half
-    an ink height a step; windows holding under a third of the average share left out)."""
+    an ink height a step; windows holding under a third of the average share, or where the overlay
+    changed the photo by under MIN_CONTRAST grey levels on average, left out)."""
     ys, xs = np.nonzero(region)
     if not len(xs):
         return float("-inf")
@@ -121,7 +123,7 @@ def _windowed(out, inp, truth, region: np.ndarray) -> float:
     for x0 in range(int(xs.min()), int(xs.max()) + 1, step):
         part = np.zeros_like(region)
         part[:, x0:x0 + width] = region[:, x0:x0 + width]
-        if part.sum() >= least:
+        if part.sum() >= least and contrast[part].mean() >= MIN_CONTRAST:
             worst = max(worst, remnant(out, inp, truth, part))
     return worst
 
@@ -130,10 +132,13 @@ def part_remnants(out: np.ndarray, inp: np.ndarray, truth: np.ndarray, string: d
     """What the whole string's remnant averages away, both on the string's crop:
 
     - `layers`: the remnant over the letters' fill alone and over the outline alone (outlined strings),
-      each where the overlay changed the photo by 3 grey levels or more on average: a low-contrast fill
+      each where the overlay changed the photo by MIN_CONTRAST grey levels or more on average: a low-contrast fill
       left whole inside a removed high-contrast outline weighs little in the whole;
     - `letters`: the worst window two ink heights wide over the string, its fill and its outline: a
       letter or two left whole in a string otherwise gone.
+
+    Both take off the output's mean offset from the truth on the crop's pixels 3 px or more away from
+    the string (a fill brighter or darker than the photo all over is not the overlay left).
     """
     x, y = string["origin"]
     alpha = string["alpha"]
@@ -144,9 +149,15 @@ def part_remnants(out: np.ndarray, inp: np.ndarray, truth: np.ndarray, string: d
         core = string["fill_alpha"] > 0.5
         regions += [core & regions[0], regions[0] & (string["fill_alpha"] == 0)]
     contrast = np.abs(inp.astype(np.float32) - truth).mean(-1)
-    layers = [remnant(out, inp, truth, r) for r in regions[1:] if r.any() and contrast[r].mean() >= 3]
+    # A fill brighter or darker than the truth all over would read as the overlay wherever the overlay
+    # went the same way (a light outline): take off the fill's own offset, measured next to the letters.
+    near = ~cv2.dilate(regions[0].astype(np.uint8), np.ones((7, 7), np.uint8)).astype(bool)
+    if near.any():
+        out = out.astype(np.float32) - (out.astype(np.float32) - truth)[near].mean(0)
+    regions = regions[:1] + [r for r in regions[1:] if r.any() and contrast[r].mean() >= MIN_CONTRAST]
+    layers = [remnant(out, inp, truth, r) for r in regions[1:]]
     return {"layers": max(layers, default=float("nan")),
-            "letters": max(_windowed(out, inp, truth, r) for r in regions)}
+            "letters": max(_windowed(out, inp, truth, r, contrast) for r in regions)}
 
 
 def ocr_reads(ocr, image: np.ndarray, string: dict) -> bool:
