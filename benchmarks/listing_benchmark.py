@@ -337,21 +337,23 @@ def _classes(string: dict) -> list[str]:
 
 def kind_table(scored: list[dict]) -> list[str]:
     """Per kind: cases, text left by where the row ended, median/max remnant, OCR reads."""
-    lines = ["| kind | cases | text left: published / quarantined / no output | median remnant | max remnant "
+    lines = ["| kind | cases | text left: published / quarantined / no output | by the whole remnant alone "
+             "| median remnant | max remnant "
              "| max letters remnant | strings | OCR reads input | OCR reads output | quarantined rows |",
-             "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
+             "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for kind in KINDS:
         part = [r for r in scored if r["case"]["kind"] == kind]
         if not part:
             continue
         quarantined = sum(r["status"] == "quarantined" for r in part)
         if kind not in TEXT_KINDS:
-            lines.append(f"| {kind} | {len(part)} | — | — | — | — | — | — | — | {quarantined} |")
+            lines.append(f"| {kind} | {len(part)} | — | — | — | — | — | — | — | — | {quarantined} |")
             continue
         left = [sum(r["left"] and r["status"] == status for r in part) for status in ("published", "quarantined", "no output")]
         strings = [s for r in part for s in r["strings"]]
         remnants = [r["remnant"] for r in part]
-        lines.append(f"| {kind} | {len(part)} | **{sum(left)}**: {left[0]} / {left[1]} / {left[2]} | "
+        whole = sum(r["status"] == "no output" or r["remnant"] > LEFT for r in part)
+        lines.append(f"| {kind} | {len(part)} | **{sum(left)}**: {left[0]} / {left[1]} / {left[2]} | {whole} | "
                      f"{_number(_median(remnants), '.3f')} | {_number(max(remnants), '.3f')} | "
                      f"{_number(max(r['letters'] for r in part), '.3f')} | {len(strings)} | "
                      f"{sum(s['ocr_in'] for s in strings)} | {sum(s['ocr_out'] for s in strings)} | {quarantined} |")
