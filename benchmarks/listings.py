@@ -26,7 +26,7 @@ float in [0, 1]) and its classes; the untouched frame is kept as the truth.
     manifest, cases = make_rows(folder, 60, seed=2024)
 
 On disk under `folder`: `manifest.parquet`, `images/NNN.jpg` (the inputs), `masks/NNN.png`,
-`truth/NNN.png` (the untouched frames), `truth/NNN.npz` (the strings' alpha maps) and
+`truth/NNN.png` (the untouched frames), `truth/NNN.npz` (each string's alpha_k and fill_alpha_k maps) and
 `truth.json` (the cases without pixels).
 """
 
