@@ -11,7 +11,9 @@ folders as they are. A row with no output counts as text left.
 Scores, with the truth:
 
 - remnant of a string, over its pixels P (alpha > 0) and the RGB channels:
-  `sum((out - truth) * (in - truth)) / sum((in - truth)^2)`: 0 = gone, 1 = untouched; the same over
+  `sum((out - L) * (in - L)) / sum((in - L)^2)`, L the truth's local mean (see `remnant`: from the
+  truth itself, as issue 13 wrote it, any fill scores texture / (contrast + texture) on busy photos):
+  0 = gone, 1 = untouched; the same over
   the fill alone and the outline alone (`layers`: a faint fill left inside a removed outline) and
   over windows two ink heights wide slid along the string, the worst kept (`letters`: a letter left
   whole in a string otherwise gone); see `part_remnants`. A row has text left when one of its strings
@@ -102,11 +104,28 @@ def release_rows(output: Path) -> dict[str, dict]:
     return rows
 
 
+LOCAL_MEAN = 4.0  # px: the Gaussian that gives the truth's local mean, the level the remnant is measured from
+
+
 def remnant(out: np.ndarray, inp: np.ndarray, truth: np.ndarray, region: np.ndarray) -> float:
-    """Share of the overlay still in the output over `region`: 0 = gone, 1 = untouched."""
-    t = truth[region].astype(np.float64)
-    given = inp[region].astype(np.float64) - t
-    return float(((out[region].astype(np.float64) - t) * given).sum() / max((given * given).sum(), 1e-9))
+    """Share of the overlay still in the output over `region`: 0 = gone, 1 = untouched.
+
+    The projection of output - L on input - L, with L the truth's local mean (Gaussian, LOCAL_MEAN)
+    rather than the truth itself: measured from the truth, a fill that knows the photo only by its
+    statistics (any fill: no method sees under the letters) scores sigma^2 / (c^2 + sigma^2), texture
+    variance sigma^2 against the text's contrast c, whether it is a faithful texture or a smudge:
+    0.14 for dark letters over rock, which no fill can beat. From the local mean a faithful texture
+    and a flat fill score 0, the letters left (or smeared in their colour) score their share."""
+    ys, xs = np.nonzero(region)
+    if not len(ys):
+        return float("nan")
+    pad = int(3 * LOCAL_MEAN) + 1
+    rows = slice(max(0, ys.min() - pad), ys.max() + pad + 1)
+    cols = slice(max(0, xs.min() - pad), xs.max() + pad + 1)
+    local = cv2.GaussianBlur(truth[rows, cols].astype(np.float64), (0, 0), LOCAL_MEAN)[region[rows, cols]]
+    given = inp[rows, cols][region[rows, cols]].astype(np.float64) - local
+    left = out[rows, cols][region[rows, cols]].astype(np.float64) - local
+    return float((left * given).sum() / max((given * given).sum(), 1e-9))
 
 
 def _windowed(out, inp, truth, region: np.ndarray, contrast: np.ndarray) -> float:

@@ -147,7 +147,9 @@ def ring_width(area: int) -> int:
 def gradient_magnitude(lum: np.ndarray) -> np.ndarray:
     gx = cv2.Sobel(lum, cv2.CV_32F, 1, 0, ksize=3)
     gy = cv2.Sobel(lum, cv2.CV_32F, 0, 1, ksize=3)
-    return cv2.magnitude(gx, gy)
+    # numpy, not cv2.magnitude: OpenCV's vector and scalar paths round apart, and which pixels take
+    # which depends on the buffer's alignment, so the last bits of a score changed from run to run.
+    return np.sqrt(gx * gx + gy * gy)
 
 
 def strong_edges(lum: np.ndarray, reference: np.ndarray) -> np.ndarray:
@@ -159,6 +161,14 @@ def strong_edges(lum: np.ndarray, reference: np.ndarray) -> np.ndarray:
 
 def _disc(radius: int) -> np.ndarray:
     return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+
+
+def significant(value, digits: int = 7):
+    """A float rounded to `digits` significant digits (others unchanged): the metrics are float32
+    sums, whose last bits are noise, and the published tables must be the same bytes on a rerun."""
+    if not isinstance(value, float) or not math.isfinite(value) or value == 0.0:
+        return value
+    return round(value, digits - 1 - math.floor(math.log10(abs(value))))
 
 
 @dataclass
@@ -188,7 +198,7 @@ class EditMetrics:
     def as_record(self) -> dict:
         """Plain values for Parquet: NaN (not measured) becomes null, here and per component."""
         def clean(values: dict) -> dict:
-            return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in values.items()}
+            return {k: (None if isinstance(v, float) and math.isnan(v) else significant(v)) for k, v in values.items()}
 
         record = clean({k: v for k, v in asdict(self).items() if k != "components"})
         record["components"] = [clean(c) for c in self.components]

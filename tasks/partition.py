@@ -37,6 +37,7 @@ from tasks.measure import (
     measure_edit,
     outside_changed,
     remnant_score,
+    significant,
     text_still_detected,
 )
 from tasks.plan import ROW_INDEX, Job
@@ -384,7 +385,7 @@ def _measure(edit: _Edit, job: Job, final: np.ndarray, mask: np.ndarray, result:
 
 
 def _nan_to_none(value: float) -> float | None:
-    return None if value != value else value
+    return None if value != value else significant(value)
 
 
 _SUITES: dict[tuple[str, str], dict] = {}
