@@ -81,6 +81,21 @@ def text_reader(device: str = "auto", threads: int = 0):
     })
 
 
+def tiles(height: int, width: int, scale: float, tile: int, overlap: int) -> list[tuple[slice, slice]]:
+    """Windows (rows, cols) that cover an image detected at `scale` in tiles of at most about `tile`
+    network pixels a side, neighbours sharing `overlap`; the whole image when it fits one tile (or `tile` is 0)."""
+    if not tile or max(height, width) * scale <= tile:
+        return [(slice(0, height), slice(0, width))]
+
+    def spans(length: int) -> list[slice]:
+        side, shared = tile / scale, min(overlap, tile // 2) / scale
+        count = max(1, int(np.ceil((length - shared) / (side - shared))))
+        size = min(length, int(np.ceil((length + (count - 1) * shared) / count)))
+        return [slice(start, start + size) for start in np.linspace(0, length - size, count).round().astype(int)]
+
+    return [(rows, cols) for rows in spans(height) for cols in spans(width)]
+
+
 class TextDetector(DetectStage):
     name = "text"
     version = "1"  # bump when the output bytes change
@@ -128,13 +143,17 @@ class TextDetector(DetectStage):
 
     def regions(self, image: np.ndarray, scale: float | None = None) -> np.ndarray:
         """Text line regions (HxW bool) in the image's frame, before stroke refinement: those of
-        every pass (`scales`) joined, grown by `margin`. The contract's `regions`: the Measure step
-        asks it whether text is still there after a removal, on a crop, at the `scale` the text
-        needs (default: `scale_for` the image)."""
+        every pass (`scales`; each whole or, past `tile`, tile by tile) joined, grown by `margin`.
+        The contract's `regions`: the Measure step asks it whether text
+        is still there after a removal, on a crop, at the `scale` the text needs (default:
+        `scale_for` the image)."""
         height, width = image.shape[:2]
+        base = self.scale_for(image.shape) if scale is None else scale
         mask = np.zeros((height, width), dtype=bool)
         for factor in dict.fromkeys(self.settings.scales):
-            mask |= self._lines(image, self.probability(image, factor, scale))
+            for rows, cols in tiles(height, width, base * factor, self.settings.tile, self.settings.tile_overlap):
+                tile = image[rows, cols]
+                mask[rows, cols] |= self._lines(tile, self.probability(tile, scale=base * factor))
         if mask.any() and self.settings.margin:
             side = 2 * self.settings.margin + 1
             mask = cv2.dilate(mask.astype(np.uint8), np.ones((side, side), np.uint8)).astype(bool)
