@@ -44,7 +44,7 @@ INK = 0.1  # alpha above which a pixel is a text pixel
 CLASSES = ("dark-on-dark", "colour-on-colour", "light", "dark", "saturated", "outlined", "transparent", "small",
            "large")
 # The configuration before issue 13's recall work (TextDetector.version "1"), for the comparison.
-OLD = {"scales": (1.0,), "passes": ("rgb",), "tile": 0}
+OLD = {"tile": 0}
 
 
 def classes_of(string: dict) -> list[str]:

@@ -98,7 +98,7 @@ def tiles(height: int, width: int, scale: float, tile: int, overlap: int) -> lis
 
 class TextDetector(DetectStage):
     name = "text"
-    version = "1"  # bump when the output bytes change
+    version = "2"  # bump when the output bytes change (2: 4 MP frames detected in tiles)
 
     def __init__(self, settings: TextDetectConfig = TextDetectConfig(), device: str = "auto", threads: int = 0):
         """`device`: the config's setting ("auto", "cpu", "cuda"): onnxruntime runs on CUDA unless it is "cpu".
