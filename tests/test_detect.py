@@ -109,6 +109,7 @@ def test_tiles_cover_the_frame_with_overlap_and_small_images_stay_whole():
     assert covered.min() >= 1 and (covered > 1).any()
     assert tiles(512, 512, 1.4375, 960, 128) == [(slice(0, 512), slice(0, 512))]
     assert tiles(1600, 2560, 0.7875, 0, 128) == [(slice(0, 1600), slice(0, 2560))]
+    assert tiles(512, 2560, 2.0, 960, 128) == [(slice(0, 512), slice(0, 2560))], "enlarged: whole, no line cut"
 
 
 def test_tiles_find_dark_text_on_a_dark_corner_of_a_4mp_frame_that_one_whole_pass_misses(text_detector):

@@ -83,8 +83,11 @@ def text_reader(device: str = "auto", threads: int = 0):
 
 def tiles(height: int, width: int, scale: float, tile: int, overlap: int) -> list[tuple[slice, slice]]:
     """Windows (rows, cols) that cover an image detected at `scale` in tiles of at most about `tile`
-    network pixels a side, neighbours sharing `overlap`; the whole image when it fits one tile (or `tile` is 0)."""
-    if not tile or max(height, width) * scale <= tile:
+    network pixels a side, neighbours sharing `overlap`; the whole image when it fits one tile, when
+    `tile` is 0, or when it is enlarged (scale > 1: a small photo, a crop, a pass for small text,
+    where a tile edge would only cut lines: the context a large photo's shrinking drowns text in is
+    not there)."""
+    if not tile or scale > 1 or max(height, width) * scale <= tile:
         return [(slice(0, height), slice(0, width))]
 
     def spans(length: int) -> list[slice]:
