@@ -128,6 +128,12 @@ class TextDetectConfig(_Strict):
         (1.0,), min_length=1, description="Passes of the network, as multiples of the scale min_side/max_side give; "
         "their regions are joined. (1.0, 2.0) also finds small text over busy textures that one pass misses, for "
         "about 5x the detection time.")
+    tile: int = Field(960, ge=0, description="Network pixels per tile side: a photo shrunk to be detected (scale <= "
+                      "1) and still larger than this is detected tile by tile instead of whole, neighbours overlapping "
+                      "by `tile_overlap`. The network pools over its whole input, so a dark corner's text is lost in a "
+                      "bright frame's context; 0 = whole.")
+    tile_overlap: int = Field(128, ge=0, description="Network pixels two neighbouring tiles share: a line cut by one "
+                              "tile's edge is whole in the next.")
     margin: int = Field(3, ge=0, description="Extra pixels around each grown region, so no anti-aliased edge falls outside.")
     refine: bool = Field(True, description="Cut each region down to its strokes (False: return the line regions).")
     confirm: bool = Field(True, description="Keep a region only if the PP-OCR recogniser reads text in it.")
