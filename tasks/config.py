@@ -80,6 +80,8 @@ class GateConfig(_Strict):
     max_quarantine_fraction: float = Field(0.2, ge=0, le=1, description="A larger share of quarantined rows fails the release.")
     suites_dir: str | None = Field(None, description="Folder of suite JSON files replacing data_contracts/suites/.")
     overrides: list[SuiteOverride] = Field(default_factory=list)
+    retry: bool = Field(True, description="Try other candidates for an edit the image suite refuses before it is "
+                        "quarantined (false: the configured engine's edit only).")
 
 
 class Config(_Strict):

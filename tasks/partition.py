@@ -412,7 +412,7 @@ def _retry_refused(edit: _Edit, job: Job, final: np.ndarray) -> tuple[np.ndarray
     attempts = [_said("first", refusals)]
     best = (len(refusals), final, edit.mask, {**edit.result, "candidate": "first"})
     started = time.perf_counter()
-    for name, engine, mask in _candidates(edit, job) if refusals else ():
+    for name, engine, mask in _candidates(edit, job) if refusals and job.config.gate.retry else ():
         edit.trace["stage"] = f"clean ({name} candidate)"
         context = dataclasses.replace(edit.context, fill_copies_grain=engine.copies_grain,
                                       strokes_refined=edit.is_text)
@@ -446,22 +446,21 @@ def _candidates(edit: _Edit, job: Job):
     """(name, engine, mask) of the edits tried after the first one is refused, in order.
 
     Text: the strokes grown (letters' halos and edges the refinement left), then the whole region
-    the text was said to be in, grown, filled by the texture engine (where strokes could not be
-    told from the photo). Objects: the texture engine with another seed, with twice the context,
-    and on the mask grown (an object's halo left at the edge reads as a seam). A candidate whose mask
-    would exceed `max_mask_fraction` is not tried."""
+    the text was said to be in (box, detection, drawn mask) filled by the texture engine (where
+    strokes could not be told from the photo); both stay inside that region, so nothing outside
+    what the row marked changes. Objects: the texture engine with another seed, then with twice
+    the context. A candidate whose mask would exceed `max_mask_fraction` is not tried."""
     config = job.config
     if edit.record["action"] != "remove":
         return
-    grow = config.text.retry_grow
     exemplar = get_stage("clean", "exemplar", config)
     if edit.is_text:
-        options = [("grown", get_stage("clean", edit.engine_name, config), _grown(edit.mask, grow)),
-                   ("region", exemplar, _grown(edit.region | edit.mask, grow))]
+        options = [("grown", get_stage("clean", edit.engine_name, config),
+                    _grown(edit.mask, config.text.retry_grow) & (edit.region | edit.mask)),
+                   ("region", exemplar, edit.region | edit.mask)]
     else:
         options = [("reseeded", _Reseeded(exemplar), edit.mask),
-                   ("more-context", wider_exemplar(config), edit.mask),
-                   ("grown", exemplar, _grown(edit.mask, grow))]
+                   ("more-context", wider_exemplar(config), edit.mask)]
     for name, engine, mask in options:
         if mask_fraction(mask) <= config.max_mask_fraction:
             yield name, engine, mask

@@ -246,8 +246,9 @@ def gated_release(tmp_path_factory):
     # may; the row itself is still refused.
     relax = [{"suite": "image_remove", "expectation": "expect_column_values_to_be_between", "column": c,
               "kwargs": {"mostly": 0.0}} for c in ("texture_ratio", "noise_ratio")]
+    # No retry: another engine would fix the smudge (tests/test_listing_text.py covers the retries).
     config = {"engines": {"object": "telea"}, "clarify": "none",
-              "gate": {"max_quarantine_fraction": 0.5, "overrides": relax}}
+              "gate": {"max_quarantine_fraction": 0.5, "overrides": relax, "retry": False}}
     summary = sanitize(manifest=manifest, output=str(folder / "out"), config=config, release_id="gated")
     return folder / "out" / "releases" / "gated", summary
 
@@ -328,11 +329,13 @@ def test_the_report_outlines_the_mask_the_edit_really_used(demo_release):
     rows = {r["image_id"]: r for r in pq.read_table(manifest_path).to_pylist()}
     published = pq.read_table(output / "releases" / "demo-1" / "manifest.parquet").to_pylist()
     text_rows = [r for r in published if r["removal"] == "text" and r["mask_fraction"] > 0]
-    assert text_rows
+    assert any(r["candidate"] == "first" for r in text_rows)
     for out in text_rows:
         kept = mask_from_png(read_mask_png(str(output / ".cache"), out["content_key"]))
         row = rows[out["image_id"]]
         given = build_mask(row, (kept.shape[1], kept.shape[0]),
                            lambda uri: Path(root, uri).read_bytes(), 10**8)
         assert kept.any() and kept.mean() == pytest.approx(out["mask_fraction"])
-        assert kept.sum() < 0.9 * given.sum()  # the strokes, not the box the row gave
+        assert not (kept & ~given).any()  # no candidate reaches outside what the row marked
+        if out["candidate"] == "first":  # (the "region" candidate, tried when the strokes' edit was refused, is the box)
+            assert kept.sum() < 0.9 * given.sum(), out["attempts"]  # the strokes, not the box the row gave
