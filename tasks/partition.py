@@ -26,6 +26,7 @@ from data_contracts.manifest import row_problem
 from data_contracts.records import RECORD_SCHEMA, STEP_SECONDS
 from tasks.cache import content_key, lookup, runtime_versions, store
 from tasks.clean import composite
+from tasks.clean.telea import on_diffused_base
 from tasks.gate import IMAGE_SUITES, load_suite, row_refusals
 from tasks.images import decode_photo, encode_photo
 from tasks.masks import build_masks, mask_png
@@ -448,8 +449,10 @@ def _candidates(edit: _Edit, job: Job):
     Text: the strokes grown (letters' halos and edges the refinement left), then the whole region
     the text was said to be in (box, detection, drawn mask) filled by the texture engine (where
     strokes could not be told from the photo); both stay inside that region, so nothing outside
-    what the row marked changes. Objects: the texture engine with another seed, then with twice
-    the context. A candidate whose mask would exceed `max_mask_fraction` is not tried."""
+    what the row marked changes. Objects: the texture engine's fill on a base diffused from the
+    hole's edge (`on_diffused_base`: a seam on a smooth background is the usual refusal), then with
+    another seed, then with twice the context. A candidate whose mask would exceed
+    `max_mask_fraction` is not tried."""
     config = job.config
     if edit.record["action"] != "remove":
         return
@@ -457,13 +460,26 @@ def _candidates(edit: _Edit, job: Job):
     if edit.is_text:
         options = [("grown", get_stage("clean", edit.engine_name, config),
                     _grown(edit.mask, config.text.retry_grow) & (edit.region | edit.mask)),
-                   ("region", exemplar, edit.region | edit.mask)]
+                   ("region", _Rebased(exemplar), edit.region | edit.mask)]
     else:
-        options = [("reseeded", _Reseeded(exemplar), edit.mask),
+        options = [("rebased", _Rebased(exemplar), edit.mask),
+                   ("reseeded", _Reseeded(exemplar), edit.mask),
                    ("more-context", wider_exemplar(config), edit.mask)]
     for name, engine, mask in options:
         if mask_fraction(mask) <= config.max_mask_fraction:
             yield name, engine, mask
+
+
+class _Rebased:
+    """An engine's fill with its low frequencies diffused from the hole's edge (`on_diffused_base`):
+    no seam on a smooth background, at the cost of thin lines the fill continued (half their
+    contrast), so it is a candidate, not the first try."""
+
+    def __init__(self, engine):
+        self.engine, self.name, self.copies_grain = engine, engine.name, engine.copies_grain
+
+    def __call__(self, image, mask, context):
+        return on_diffused_base(image, self.engine(image, mask, context), mask)
 
 
 class _Reseeded:

@@ -87,7 +87,7 @@ def test_remnant_score_sees_letters_the_mask_missed_and_not_a_clean_fill():
 
 
 @pytest.mark.parametrize("removal, tried", [("text", ["first", "grown", "region"]),
-                                            ("object", ["first", "reseeded", "more-context"])])
+                                            ("object", ["first", "rebased", "reseeded", "more-context"])])
 def test_an_edit_the_image_suite_refuses_is_retried_and_every_attempt_recorded(make_job, tmp_path, removal, tried):
     save(tmp_path / "data" / "img.png", caption(photos.astronaut())[0])
     # A seam bound no fill meets: every candidate is tried and refused, the least refused is kept.
@@ -106,3 +106,22 @@ def test_the_first_edit_the_suite_passes_is_kept(make_job, tmp_path):
     *refused, passed = record["attempts"]
     assert passed.endswith(": passed") and all(": refused by " in a for a in refused)
     assert record["candidate"] == passed.split(":")[0]
+
+
+def test_a_fill_on_a_diffused_base_keeps_its_grain_and_loses_its_seam():
+    from tasks.clean.telea import on_diffused_base
+    from tasks.measure import measure_edit
+
+    rng = np.random.default_rng(1)
+    ramp = np.linspace(60, 180, 400, dtype=np.float32)[None, :, None].repeat(300, 0).repeat(3, 2)
+    photo = np.clip(ramp + rng.normal(0, 4, ramp.shape), 0, 255).astype(np.uint8)  # a smooth, grainy sky
+    hole = np.zeros((300, 400), bool)
+    hole[100:200, 150:260] = True
+    # A texture fill whose grain is right but whose level is 25 grey levels off: an outline of the hole.
+    patch = np.clip(ramp + 25 + rng.normal(0, 4, ramp.shape), 0, 255).astype(np.uint8)
+    offset = np.where(hole[..., None], patch, photo)
+    rebased = on_diffused_base(photo, offset, hole)
+    assert (rebased[~hole] == photo[~hole]).all()
+    before, after = measure_edit(photo, offset, hole), measure_edit(photo, rebased, hole)
+    assert before.seam_score > 3 and after.seam_score < 1.6
+    assert 0.7 <= after.noise_ratio <= 1.4  # the fill's grain kept
