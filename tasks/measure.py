@@ -137,7 +137,8 @@ def text_still_detected(final: np.ndarray, mask: np.ndarray, detector, margin: i
     else:
         frame = detector.scale_for(final.shape)
         scale = frame if mode == "frame" else min(max(frame, height / (ys.max() - ys.min() + 1)), upscaled)
-    return bool((detector.regions(crop, scale) & mask[rows, cols]).any())
+    # The photo pass only: the local-contrast pass would read a fill's own texture seams as strokes.
+    return bool((detector.regions(crop, scale, contrast=False) & mask[rows, cols]).any())
 
 
 def ring_width(area: int) -> int:

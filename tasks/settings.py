@@ -132,6 +132,9 @@ class TextDetectConfig(_Strict):
                       "1) and still larger than this is detected tile by tile instead of whole, neighbours overlapping "
                       "by `tile_overlap`. The network pools over its whole input, so a dark corner's text is lost in a "
                       "bright frame's context; 0 = whole.")
+    contrast_sigma: float = Field(8.0, ge=0, description="Also detect on the photo's local contrast (luminance "
+                                  "minus its Gaussian of this sigma, px, over its local spread): faint and 30-60% "
+                                  "transparent watermarks the photo pass misses (benchmarks/results/detect.md); 0 = off.")
     tile_overlap: int = Field(128, ge=0, description="Network pixels two neighbouring tiles share: a line cut by one "
                               "tile's edge is whole in the next.")
     margin: int = Field(3, ge=0, description="Extra pixels around each grown region, so no anti-aliased edge falls outside.")
@@ -139,6 +142,9 @@ class TextDetectConfig(_Strict):
     confirm: bool = Field(True, description="Keep a region only if the PP-OCR recogniser reads text in it.")
     min_text_score: float = Field(0.5, ge=0, le=1,
                                   description="Recogniser confidence a region needs (rapidocr's own text_score).")
+    min_contrast_text_score: float = Field(0.85, ge=0, le=1, description="Recogniser confidence a region of the "
+                                           "local-contrast pass needs: there texture reads as digits ('0000' at 0.73-0.80), "
+                                           "faint captions at 0.87-0.98.")
     min_chars: int = Field(2, ge=1, description="Characters a region must read as: lone glyphs are the detector's "
                            "usual false alarms (eyes, fur, lace).")
 

@@ -118,7 +118,7 @@ def test_text_left_in_the_removed_region_is_found_at_the_scale_it_needs():
     class Recording(TextDetector):
         scales: typing.ClassVar[list] = []
 
-        def regions(self, image, scale=None):
+        def regions(self, image, scale=None, contrast=True):
             self.scales.append((image.shape[:2], scale))
             return super().regions(image, scale)
 
