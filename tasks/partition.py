@@ -448,7 +448,8 @@ def _candidates(edit: _Edit, job: Job):
 
     Text: the strokes grown (letters' halos and edges the refinement left), then the whole region
     the text was said to be in (box, detection, drawn mask) filled by the texture engine (where
-    strokes could not be told from the photo); both stay inside that region, so nothing outside
+    strokes could not be told from the photo), plain (it continues lines that cross the text) and
+    then on a diffused base (no seam on a smooth background); all stay inside that region, so nothing outside
     what the row marked changes. Objects: the texture engine's fill on a base diffused from the
     hole's edge (`on_diffused_base`: a seam on a smooth background is the usual refusal), then with
     another seed, then with twice the context. A candidate whose mask would exceed
@@ -460,7 +461,8 @@ def _candidates(edit: _Edit, job: Job):
     if edit.is_text:
         options = [("grown", get_stage("clean", edit.engine_name, config),
                     _grown(edit.mask, config.text.retry_grow) & (edit.region | edit.mask)),
-                   ("region", _Rebased(exemplar), edit.region | edit.mask)]
+                   ("region", exemplar, edit.region | edit.mask),
+                   ("region-rebased", _Rebased(exemplar), edit.region | edit.mask)]
     else:
         options = [("rebased", _Rebased(exemplar), edit.mask),
                    ("reseeded", _Reseeded(exemplar), edit.mask),

@@ -86,7 +86,7 @@ def test_remnant_score_sees_letters_the_mask_missed_and_not_a_clean_fill():
     assert abs(remnant_score(image, truth, region)) < 0.1
 
 
-@pytest.mark.parametrize("removal, tried", [("text", ["first", "grown", "region"]),
+@pytest.mark.parametrize("removal, tried", [("text", ["first", "grown", "region", "region-rebased"]),
                                             ("object", ["first", "rebased", "reseeded", "more-context"])])
 def test_an_edit_the_image_suite_refuses_is_retried_and_every_attempt_recorded(make_job, tmp_path, removal, tried):
     save(tmp_path / "data" / "img.png", caption(photos.astronaut())[0])
