@@ -141,21 +141,40 @@ class TextRemover(EditStage):
         return out
 
 
+CHUNK = 3.0  # a long group is cloned in pieces this many times its height: each piece finds its own source
+
+
 def fill_wide(image: np.ndarray, wide: np.ndarray, strokes: np.ndarray) -> np.ndarray:
     """Each group of wide strokes (the letters of a word or line, joined across their gaps) filled
-    by `clone_fill` on a crop around it; `strokes`: every letter pixel, never copied into a hole."""
+    by `clone_fill` on a crop around it, a long group piece by piece along its length (one shift
+    for a whole line copies a strip of whatever lies beside it); `strokes`: every letter pixel,
+    never copied into a hole (pieces already filled are photo again and may be)."""
     out = image.copy()
     thickness = cv2.distanceTransform(np.pad(wide, 1).astype(np.uint8), cv2.DIST_L2, 3).max()
     join = int(np.clip(4 * thickness, 3, 64)) | 1
     groups = cv2.dilate(wide.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (join, join)))
     count, labels, stats, _ = cv2.connectedComponentsWithStats(groups, connectivity=8)
+    left = strokes.copy()
     frame_h, frame_w = wide.shape
     for label in range(1, count):
         x, y, w, h, _ = stats[label]
-        pad = int(3.5 * min(w, h)) + 8
-        rows, cols = slice(max(0, y - pad), min(frame_h, y + h + pad)), slice(max(0, x - pad), min(frame_w, x + w + pad))
-        hole = wide[rows, cols] & (labels[rows, cols] == label)
-        filled = clone_fill(out[rows, cols], hole, strokes[rows, cols] & ~hole)
-        target = out[rows, cols]
-        target[hole] = filled[hole]
+        along = w >= h
+        side, length = (h, w) if along else (w, h)
+        pieces = max(1, round(length / (CHUNK * side)))
+        for k in range(pieces):
+            start, stop = length * k // pieces, length * (k + 1) // pieces
+            px, py, pw, ph = (x + start, y, stop - start, h) if along else (x, y + start, w, stop - start)
+            pad = int(3.5 * min(pw, ph)) + 8
+            rows = slice(max(0, py - pad), min(frame_h, py + ph + pad))
+            cols = slice(max(0, px - pad), min(frame_w, px + pw + pad))
+            hole = wide[rows, cols] & (labels[rows, cols] == label)
+            piece = np.zeros_like(hole)
+            piece[py - rows.start:py - rows.start + ph, px - cols.start:px - cols.start + pw] = True
+            hole &= piece
+            if not hole.any():
+                continue
+            filled = clone_fill(out[rows, cols], hole, left[rows, cols] & ~hole)
+            target = out[rows, cols]
+            target[hole] = filled[hole]
+            left[rows, cols] &= ~hole
     return out
