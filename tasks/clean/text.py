@@ -53,7 +53,8 @@ def split_by_width(holes: np.ndarray, thin_width: float) -> tuple[np.ndarray, np
     return thin, holes & ~thin
 
 
-CLONE_SHIFTS = (1.25, -1.25, 2.0, -2.0, 3.0, -3.0)  # candidate shifts, in the group's heights (and widths)
+CLONE_REACH = (1.25, 1.6, 2.0, 2.5, 3.0)  # candidate shifts' lengths, in the group's heights
+CLONE_DIRECTIONS = 16  # and their directions, evenly round: a texture's grain runs its own way
 
 
 def _shifted(image: np.ndarray, dy: int, dx: int) -> np.ndarray:
@@ -78,14 +79,16 @@ def clone_fill(image: np.ndarray, hole: np.ndarray, avoid: np.ndarray, ring: int
     edge = (cv2.dilate(hole.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * ring + 1,) * 2)) > 0) & ~hole
     pixels = image.astype(np.float32).reshape(*hole.shape, -1)
     best = None
-    for factor in CLONE_SHIFTS:
-        side = min(height, width)  # a line's height: shifts of a few heights, across or along it
-        for dy, dx in ((round(factor * side), 0), (0, round(factor * side))):
-            source = _shifted(pixels, dy, dx)
+    side = min(height, width)  # a line's height: shifts of a few heights, any direction
+    for reach in CLONE_REACH:
+        for k in range(CLONE_DIRECTIONS):
+            angle = 2 * np.pi * k / CLONE_DIRECTIONS
+            dy, dx = round(reach * side * np.sin(angle)), round(reach * side * np.cos(angle))
             inside = (ys.min() + dy >= 0 and ys.max() + dy < hole.shape[0]
                       and xs.min() + dx >= 0 and xs.max() + dx < hole.shape[1])
-            if not inside or _shifted(avoid, dy, dx)[hole].any():
+            if not inside or _shifted(avoid | hole, dy, dx)[hole].any():
                 continue
+            source = _shifted(pixels, dy, dx)
             cost = float(np.mean((source[edge] - pixels[edge]) ** 2))
             if best is None or cost < best[0]:
                 best = (cost, source)
