@@ -149,7 +149,9 @@ class Config(_Strict):
 
     def pixel_digest(self) -> str:
         """A hash of the settings that can change a row's output or record: changing the gate,
-        the partition size or the worker count reuses finished work; changing an engine does not."""
+        the partition size or the worker count reuses finished work; changing an engine does not.
+        (The image suites, which pick the candidate a refused edit is written with, are keyed apart
+        by the partition's content key.)"""
         ignored = {"gate", "partition_size", "workers", "report_worst", "torch_threads", "batch_images", "inputs"}
         relevant = self.model_dump(mode="json", exclude={**dict.fromkeys(ignored, True), "output": PACKAGING_FIELDS})
         return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
+import json
 import logging
 import re
 import time
@@ -55,6 +56,7 @@ from tasks.uris import (
     write_bytes,
     write_parquet,
 )
+from tasks.workers import worker_instance
 
 log = logging.getLogger(__name__)
 
@@ -193,6 +195,7 @@ def _find(row: dict, job: Job, record: dict, trace: dict) -> _Edit | dict:
         "detect": {name: get_stage("detect", name, config).version for name in sorted(set(row.get("detect") or []))
                    if ("detect", name) in STAGES},
         "measure": f"text-check:{TEXT_CHECK_VERSION}",
+        "retry": _retry_key(config, action),
     }, runtime_versions(config.device))
     record["content_key"] = key
     cached = lookup(job.cache_uri, key) if job.cache_uri else None
@@ -400,6 +403,19 @@ def _image_suite(config, action: str) -> dict:
     return _SUITES[key]
 
 
+RETRY_VERSION = "1"  # bump when the candidates tried for a refused edit change: finished work is keyed by it
+
+
+def _retry_key(config, action: str) -> str:
+    """What picks the candidate a refused edit is written with: the image suite as loaded (its file,
+    `suites_dir` and overrides) and the candidates' list. The gate's other settings (the quarantine
+    share, the release suite) change no pixel and stay out of the key."""
+    if not config.gate.retry or action not in IMAGE_SUITES:
+        return "off"
+    suite = json.dumps(_image_suite(config, action), sort_keys=True).encode()
+    return f"{RETRY_VERSION}:{hashlib.sha256(suite).hexdigest()[:16]}"
+
+
 def _said(name: str, refusals: list[str]) -> str:
     return f"{name}: " + ("passed" if not refusals else "refused by " + ", ".join(refusals))
 
@@ -466,7 +482,7 @@ def _candidates(edit: _Edit, job: Job):
     else:
         options = [("rebased", _Rebased(exemplar), edit.mask),
                    ("reseeded", _Reseeded(exemplar), edit.mask),
-                   ("more-context", wider_exemplar(config), edit.mask)]
+                   ("more-context", worker_instance(_WiderExemplar, config), edit.mask)]
     for name, engine, mask in options:
         if mask_fraction(mask) <= config.max_mask_fraction:
             yield name, engine, mask
@@ -494,19 +510,17 @@ class _Reseeded:
         return self.engine(image, mask, dataclasses.replace(context, seed=(context.seed + 1) & (2**63 - 1)))
 
 
-_WIDER: dict[str, object] = {}
+class _WiderExemplar:
+    """The exemplar engine with twice the context around each hole (margin ratio and cap doubled),
+    built once per worker and config by `worker_instance`."""
 
+    @classmethod
+    def from_config(cls, config):
+        from tasks.clean.exemplar import Exemplar, pick_device
 
-def wider_exemplar(config):
-    """The exemplar engine with twice the context around each hole (margin ratio and cap doubled)."""
-    from tasks.clean.exemplar import Exemplar, pick_device
-
-    key = config.digest()
-    if key not in _WIDER:
         params = config.exemplar.model_copy(update={"margin_ratio": 2 * config.exemplar.margin_ratio,
                                                     "max_margin": 2 * config.exemplar.max_margin})
-        _WIDER[key] = Exemplar(params, pick_device(config.device))
-    return _WIDER[key]
+        return Exemplar(params, pick_device(config.device))
 
 
 def load_engines(config) -> None:

@@ -83,7 +83,7 @@ class TextConfig(_Strict):
     retry_grow: int = Field(4, ge=1, le=32, description="Pixels a refused edit's mask grows by for the candidates "
                             "tried next (letters' halos, an object's edge).")
     telea_width: float = Field(8.0, ge=0, description="Strokes at most this wide (px, after `grow`) are filled by "
-                               "inpainting; wider ones by the exemplar engine (diffusion smears them).")
+                               "inpainting; wider ones are cloned from the photo beside them (diffusion smears them).")
 
 
 class BlurConfig(_Strict):
@@ -138,7 +138,8 @@ class TextDetectConfig(_Strict):
     tile_overlap: int = Field(128, ge=0, description="Network pixels two neighbouring tiles share: a line cut by one "
                               "tile's edge is whole in the next.")
     margin: int = Field(3, ge=0, description="Extra pixels around each grown region, so no anti-aliased edge falls outside.")
-    refine: bool = Field(True, description="Cut each region down to its strokes (False: return the line regions).")
+    refine: bool = Field(True, description="Cut each region down to its strokes (False: return the line regions). "
+                         "Rows with `removal: text` always cut the regions, with their boxes, by the `text` settings.")
     confirm: bool = Field(True, description="Keep a region only if the PP-OCR recogniser reads text in it.")
     min_text_score: float = Field(0.5, ge=0, le=1,
                                   description="Recogniser confidence a region needs (rapidocr's own text_score).")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 
 _instances: dict[tuple[type, str], object] = {}
-_lock = threading.RLock()  # a stage may build the stages it uses (text builds exemplar)
+_lock = threading.Lock()
 
 
 def worker_instance(cls: type, config):

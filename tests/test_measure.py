@@ -120,7 +120,7 @@ def test_text_left_in_the_removed_region_is_found_at_the_scale_it_needs():
 
         def regions(self, image, scale=None, contrast=True):
             self.scales.append((image.shape[:2], scale))
-            return super().regions(image, scale)
+            return super().regions(image, scale, contrast)
 
     tile = np.concatenate([photos.coffee()] * 4, axis=1)  # 400x2400: a wide frame
     image = Image.fromarray(tile)

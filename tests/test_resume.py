@@ -59,6 +59,9 @@ def test_a_settings_change_that_alters_pixels_recomputes(tmp_path):
     sanitize(manifest=manifest, output=str(tmp_path / "out"), config=LENIENT_GATE, release_id="a")
     gate_only = {"gate": {**LENIENT_GATE["gate"], "max_quarantine_fraction": 0.9}}  # no pixel changes: reuse
     assert sanitize(manifest=manifest, output=str(tmp_path / "out"), config=gate_only, release_id="b")["counts"]["reused"] == 3
+    # The image suites pick the candidate a refused edit is written with: without retries, recomputed.
+    no_retry = {"gate": {**LENIENT_GATE["gate"], "retry": False}}
+    assert sanitize(manifest=manifest, output=str(tmp_path / "out"), config=no_retry, release_id="b2")["counts"]["computed"] == 3
     other_engine = {**LENIENT_GATE, "regrain": {"feather": 5.0}}
     summary = sanitize(manifest=manifest, output=str(tmp_path / "out"), config=other_engine, release_id="c")
     assert summary["counts"]["computed"] == 3

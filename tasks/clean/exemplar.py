@@ -33,7 +33,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -53,21 +52,10 @@ def _pyramid(image: torch.Tensor, hole: torch.Tensor, levels: int):
     return images, holes
 
 
-def hole_extent(hole: np.ndarray, by_thickness: bool = False) -> int:
-    """The hole's size that sets the pyramid's depth and the crop's margin: its bounding box's longer
-    side, or (`by_thickness`) its thickness, twice its deepest pixel's distance to the outside. A
-    line of letters is as long as the photo is wide but only a stroke thick: coarsened by its length
-    it would become one solid band, filled as a flat smear in the letters' shape."""
-    if by_thickness:
-        depth = cv2.distanceTransform(np.pad(hole, 1).astype(np.uint8), cv2.DIST_L2, 3)
-        return 2 * int(np.ceil(depth.max())) + 1
-    rows, cols = np.flatnonzero(hole.any(1)), np.flatnonzero(hole.any(0))
-    return max(int(rows[-1] - rows[0]), int(cols[-1] - cols[0])) + 1
-
-
-def _levels(hole: np.ndarray, params: ExemplarConfig, by_thickness: bool = False) -> int:
+def _levels(hole: np.ndarray, params: ExemplarConfig) -> int:
     """Pyramid depth for one crop: coarsen until the hole is small, while the crop still holds several patches."""
-    extent = hole_extent(hole, by_thickness)
+    rows, cols = np.flatnonzero(hole.any(1)), np.flatnonzero(hole.any(0))
+    extent = max(int(rows[-1] - rows[0]), int(cols[-1] - cols[0])) + 1
     crop_side = min(hole.shape)
     levels = 0
     while (extent / 2 ** (levels + 1) >= params.coarse_size
@@ -616,14 +604,10 @@ class Exemplar(BatchesOnDevice, EditStage):
     version = "2"  # bump when the output bytes change: finished work is keyed by it
     copies_grain = True  # the fill is the photo's own pixels, grain included (see Regrain)
 
-    def __init__(self, params: ExemplarConfig, device: torch.device, cpu_batch: int | None = None,
-                 by_thickness: bool = False):
-        """`cpu_batch`: crops filled together on the CPU (1: each alone; more runs CUDA's batching there).
-        `by_thickness`: size the pyramid and the margin by the holes' thickness, not their extent
-        (`hole_extent`): the `text` engine's instance, for letters."""
+    def __init__(self, params: ExemplarConfig, device: torch.device, cpu_batch: int | None = None):
+        """`cpu_batch`: crops filled together on the CPU (1: each alone; more runs CUDA's batching there)."""
         self.params = params
         self.device = device
-        self.by_thickness = by_thickness
         self._set_cpu_batch(cpu_batch)
 
     @classmethod
@@ -631,7 +615,7 @@ class Exemplar(BatchesOnDevice, EditStage):
         return cls(config.exemplar, pick_device(config.device))
 
     def _margin(self, mask: np.ndarray) -> int:
-        extents = [hole_extent(mask[r, c], self.by_thickness) for r, c in mask_components(mask, 0)]
+        extents = [max(r.stop - r.start, c.stop - c.start) for r, c in mask_components(mask, 0)]
         margin = int(self.params.margin_ratio * max(extents, default=0))
         return min(self.params.max_margin, max(self.params.min_margin, margin))
 
@@ -654,7 +638,7 @@ class Exemplar(BatchesOnDevice, EditStage):
                 continue
             for number, (rows, cols) in enumerate(mask_components(mask, self._margin(mask))):
                 crop, hole = image[rows, cols], mask[rows, cols]
-                levels = _levels(hole, self.params, self.by_thickness)
+                levels = _levels(hole, self.params)
                 if not _has_known_pixels(hole, levels):
                     continue  # nothing known to copy from: leave the crop as it is
                 pixels = torch.from_numpy(np.ascontiguousarray(crop)).to(self.device, torch.float32)

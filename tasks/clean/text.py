@@ -10,11 +10,11 @@ width:
   G. Sapiro, CVPR 2001) inpainting: on a hole a few pixels wide either draws from true pixels on
   both sides of every stroke, and nothing is re-invented;
 - wider strokes (the 10-25 px letters of 56-160 px listing text, a whole box where no strokes
-  could be told from the photo) by the texture engine (`exemplar`): diffusion across them leaves
-  a smear in the letters' shape, which is the text still there.
+  could be told from the photo) by `clone_fill`, the photo beside them copied in and blended:
+  diffusion across them leaves a smear in the letters' shape, which is the text still there.
 
-The thin parts are filled first, so the texture engine copies from a photo that holds no letters
-where it can help it. Pixels of the mask outside the strokes are returned unchanged.
+The thin parts are filled first, so a clone may copy from them once they hold no letters. Pixels
+of the mask outside the strokes are returned unchanged.
 """
 
 from __future__ import annotations
@@ -71,9 +71,9 @@ def clone_fill(image: np.ndarray, hole: np.ndarray, avoid: np.ndarray, ring: int
     difference along the hole's edge is diffused across it (P. Pérez et al., "Poisson image
     editing", SIGGRAPH 2003, here with fast marching as the membrane), so no seam is left.
 
-    The source is the hole moved by a shift across or along its group (above or below a line of
-    letters, or beside it) whose copy of the hole's `ring` matches the ring best, among shifts that
-    take no pixel of `avoid` (other letters) into the hole. `image`: a crop (HxWxC or HxW uint8)."""
+    The source is the hole moved by a few of its heights in one of `CLONE_DIRECTIONS` directions:
+    the shift whose copy of the hole's `ring` matches the ring best, among those that take no
+    pixel of the hole itself or of `avoid` (other letters) into it. `image`: a crop (HxWxC or HxW uint8)."""
     ys, xs = np.nonzero(hole)
     height, width = int(ys.max() - ys.min() + 1), int(xs.max() - xs.min() + 1)
     edge = (cv2.dilate(hole.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * ring + 1,) * 2)) > 0) & ~hole
@@ -109,17 +109,12 @@ class TextRemover(EditStage):
     name = "text"
     version = "2"  # bump when the output bytes change: finished work is keyed by it
 
-    def __init__(self, settings: TextConfig = TextConfig(), texture: EditStage | None = None):
-        """`texture`: the engine that fills wide strokes (the exemplar engine); None fills every
-        stroke by diffusion."""
+    def __init__(self, settings: TextConfig = TextConfig()):
         self.settings = settings
-        self.texture = texture
 
     @classmethod
     def from_config(cls, config) -> TextRemover:
-        from tasks.clean.exemplar import Exemplar, pick_device
-
-        return cls(config.text, Exemplar(config.exemplar, pick_device(config.device)))
+        return cls(config.text)
 
     def strokes(self, image: np.ndarray, mask: np.ndarray) -> np.ndarray:
         """The pixels this engine will change: the text's strokes inside `mask`."""
@@ -132,7 +127,7 @@ class TextRemover(EditStage):
         out = image.copy()
         if not strokes.any():
             return out
-        thin, wide = split_by_width(strokes, self.settings.telea_width if self.texture is not None else np.inf)
+        thin, wide = split_by_width(strokes, self.settings.telea_width)
         holes = strokes.astype(np.uint8)  # every stroke is a hole: no fill draws from a letter
         method = _METHODS[self.settings.method]
         for rows, cols in mask_components(thin, 2 * self.settings.radius + 2):

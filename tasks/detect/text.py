@@ -12,24 +12,20 @@ least two characters with rapidocr's own confidence floor. The model files are r
 installed rapidocr package (no download, ever); onnxruntime runs them on CUDA when the installed
 onnxruntime offers it, else on the CPU.
 
-Tiles (version 2, issue 13). A 4 MP frame is shrunk to the network's 2016 px and was detected in one
-pass; the network's squeeze-excitation gates average over its whole input (16 GlobalAveragePool in
-the graph), and text in a dark corner or a busy patch of a bright frame got no probability at all
-where the same text on a crop around it is found at the same scale. A photo shrunk to be detected is
-now detected in tiles of 960 network px (128 shared; six for 2560x1600), at the same scale.
-benchmarks/detect_benchmark.py (listing overlays of benchmarks/listings.py on the lomiri camera
-photos, a string found when >= 95% of its text pixels are inside the regions): found 78% -> 88% of
-40 strings (seed 2024), 78% -> 85% on the held-out seed 7 (outlined 86-87% -> 97%, colour-on-colour
-69-92% -> 85-100%, small 62-90% -> 88-100%; frames with a string left 38% -> 24% and 44% -> 33%);
-false alarms on the same frames without overlays 0/21 -> 1/21 frames (0.02% of the frame) and 2/18
--> 1/18 (0.04% -> 0.09%); cost per 4 MP frame on 1 thread 0.68 s -> 1.07 s (detection, confirmation
-and refinement; 4 frames, best of 2). Enlarged images (small photos, the Measure check's crops, a 2x
-pass) stay whole: there a tile edge only cuts lines; the check's verdicts on
-benchmarks/text_check_benchmark.py (40 cases, seed 5) are unchanged. Tried and left out, for adding
-nothing the tiles did not find: inverted, CLAHE-stretched, chroma and luminance-free views, a 1.5x
-pass; growing regions along the line (a leading "©" the network leaves out) found one string more
-for 36x the false-alarm area. The recogniser's confirmation rejected no overlay on these frames (a
-whole pass had the same recall without it, and fired on 90% of overlay- free frames).
+Two passes beyond the plain one (benchmarks/detect_benchmark.py, benchmarks/results/detect.md):
+
+- tiles: a photo shrunk to be detected (a 4 MP frame to the network's 2016 px) is detected in tiles
+  of 960 network px at the same scale. The network's squeeze-excitation gates average over its
+  whole input, and text in a dark corner of a bright frame got no probability at all (strings
+  found on 40 listing overlays: 78% -> 88%; 0.68 -> 1.07 s per 4 MP frame on one thread).
+  Enlarged images (small photos, the Measure check's crops) stay whole: there a tile edge only
+  cuts lines;
+- local contrast (`local_contrast`): faint and 30-60% transparent captions, which the network does
+  not see against a bright frame, are found on the photo's detail over its local spread; texture
+  reads there as digits ("0000" at 0.73-0.80 confidence), so its regions need 0.85. It costs about
+  as much again as the tiles (`contrast_sigma: 0` turns it off).
+
+Inverted, CLAHE-stretched, chroma-only and 1.5x passes found nothing the tiles did not.
 """
 
 from __future__ import annotations
