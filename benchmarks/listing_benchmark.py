@@ -567,12 +567,16 @@ def main(argv=None) -> int:
     parser.add_argument("--skip-peer", action="store_true", help="leave PatchMatch out")
     parser.add_argument("--code", type=Path, default=ROOT, help="the repository whose code runs (PYTHONPATH)")
     parser.add_argument("--no-write", action="store_true", help="print only, leave benchmarks/results alone")
+    parser.add_argument("--only", help="comma-separated image ids: run and score these rows alone (implies --no-write)")
     args = parser.parse_args(argv)
+    args.no_write = args.no_write or bool(args.only)
 
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(args.keep or tmp)
         started = time.perf_counter()
         manifest, cases = make_rows(work / "data", args.rows, args.seed)
+        if args.only:
+            manifest, cases = only_rows(manifest, cases, args.only.split(","))
         made = time.perf_counter() - started
         load = os.getloadavg()[0]
         for name in ("out", "out2"):
@@ -599,6 +603,21 @@ def main(argv=None) -> int:
     if not args.no_write:
         (RESULTS / name).write_text(text)
     return 0
+
+
+def only_rows(manifest: str, cases: list[dict], ids: list[str]) -> tuple[str, list[dict]]:
+    """The manifest and cases cut down to `ids` (a manifest of its own beside the whole one)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    unknown = sorted(set(ids) - {c["image_id"] for c in cases})
+    if unknown:
+        raise SystemExit(f"--only: no such rows: {', '.join(unknown)}")
+    table = pq.read_table(manifest)
+    path = str(Path(manifest).with_name("manifest_only.parquet"))
+    pq.write_table(table.filter(pc.is_in(table["image_id"], value_set=pa.array(ids))), path)
+    return path, [c for c in cases if c["image_id"] in ids]
 
 
 def _peer():

@@ -17,7 +17,9 @@ not take the letters' place), and so does every set whose colour stands apart fr
 (`APART`): both polarities of a letter, its fill and its outline, a semi-transparent fill.
 Pixels of the other sets that touch the kept strokes go with them: an outline drawn over a
 background of its own colour (a black outline crossing a dark coat) is only partly a set of its
-own, and the part left behind reads as hollow letters. The strokes are then grown by a few pixels
+own, and the part left behind reads as hollow letters. What the strokes close in on every side goes
+too (`enclosed`): the fill inside an outline, even when it is drawn in the photo's own colour. The
+strokes are then grown by a few pixels
 to take the anti-aliased edges and halos. Where nothing plausible is found the region is kept
 whole: a refinement must never under-remove. Thin photo structures inside the region (a mortar
 line, a wire) go with the text: the price of that rule.
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+from scipy import ndimage
 
 from tasks.masks import mask_components
 
@@ -35,8 +38,9 @@ MIN_RING = 64  # ring pixels needed to trust the texture floor measured there
 MAX_COVER = 0.75  # "strokes" covering more of a region than this mean it is not text on a photo
 SMOOTH = 1.0  # px: the blur that averages grain out of the contrast, well under a stroke's width
 RARE_IN_RING = 0.1  # an outline pixel's colour is rarer than this in the ring (ink, not photo)
+ENCLOSED_DEPTH = 0.1  # a hole the strokes close in on, this share of the line's height deep at most, is a letter's fill
 APART = 0.05  # a set whose median colour fewer than this share of the ring reach stands apart: it is kept
-VERSION = "5"  # bump when the strokes found for a region change: finished work is keyed by it
+VERSION = "6"  # bump when the strokes found for a region change: finished work is keyed by it
 
 
 def _odd(value: float, low: int, high: int) -> int:
@@ -161,10 +165,27 @@ def _strokes(pixels: np.ndarray, inside: np.ndarray) -> np.ndarray | None:
             rare = np.zeros_like(near)
             rare[near] = _share_beyond(ordered_ring[:, channel], colour[..., channel][near], sign) <= RARE_IN_RING
             strokes |= rare
+    strokes |= enclosed(strokes, inside, 2 * half)
     cover = np.count_nonzero(strokes) / max(np.count_nonzero(inside), 1)
     if cover > MAX_COVER:
         return None
     return strokes
+
+
+def enclosed(strokes: np.ndarray, inside: np.ndarray, height: float) -> np.ndarray:
+    """Pixels of `inside` the strokes close in on every side (4-connected), in holes no wider than a
+    letter's stroke (a tenth of the line's `height` px from their edge at most): the fill of an
+    outlined letter. A semi-transparent fill close to the photo's colour (dark ink over a dark coat)
+    is no set of its own, yet it is the letters; the outline around it says where it is. The
+    counters of solid letters (the inside of an "O", several strokes wide) are photo and stay."""
+    open_ = (~strokes).astype(np.uint8)
+    count, labels = cv2.connectedComponents(open_, connectivity=4)
+    depth = cv2.distanceTransform(open_, cv2.DIST_L2, 3)
+    deepest = ndimage.maximum(depth, labels, np.arange(count))
+    keep = np.asarray(deepest) <= max(ENCLOSED_DEPTH * height, 1.0)
+    keep[np.unique(labels[~inside])] = False  # connected to the photo outside the region: not enclosed
+    keep[0] = False  # the strokes themselves
+    return keep[labels] & inside
 
 
 def refine_text_mask(image: np.ndarray, coarse_mask: np.ndarray, grow: int = 2, margin: int = 12) -> np.ndarray:

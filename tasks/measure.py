@@ -47,6 +47,10 @@ MIN_PIXELS = 16  # below this a region's statistics are noise, not measurement
 MIN_LINES = 3  # continuity of fewer entering lines is chance, not a measurement
 RING_SCALE, RING_WIDTHS = 0.5, (6, 48)  # ring width: this times sqrt(component area), within these px
 EDGE_PERCENTILE, MIN_EDGE_GRADIENT = 90, 40.0  # Canny's high threshold: the ring's 90th gradient, at least 40
+# Below these a region is flat (an 8-bit photo's quantisation: sigma 0.29): clipped highlights, a plain
+# backdrop. Their ratios are taken from here, so a flat fill of a flat ring scores 1.
+FLAT_TEXTURE, FLAT_NOISE = 0.5, 0.3
+METRICS_VERSION = "2"  # bump when the metrics' values change: finished work (and its gate verdicts) is keyed by it
 MIN_NATURAL_STEP = 0.5  # grey levels: the seam score's denominator never falls below half a level
 _EPS = 1e-6
 
@@ -139,6 +143,11 @@ def text_still_detected(final: np.ndarray, mask: np.ndarray, detector, margin: i
         scale = frame if mode == "frame" else min(max(frame, height / (ys.max() - ys.min() + 1)), upscaled)
     # The photo pass only: the local-contrast pass would read a fill's own texture seams as strokes.
     return bool((detector.regions(crop, scale, contrast=False) & mask[rows, cols]).any())
+
+
+def _ratio(fill: float, ring: float, flat: float) -> float:
+    """fill / ring, each at least `flat`: a clipped sky filled as flat as it is scores 1, not 0 / 0."""
+    return max(fill, flat) / max(ring, flat)
 
 
 def ring_width(area: int) -> int:
@@ -311,8 +320,8 @@ def measure_edit(
             continue
         # Texture and noise from the interiors: the boundary itself belongs to the seam metric.
         inside, outside = _interior(fill), _interior(ring)
-        item.texture_ratio = laplacian_std(after, inside) / max(laplacian_std(after, outside), _EPS)
-        item.noise_ratio = immerkaer_sigma(after, inside) / max(immerkaer_sigma(after, outside), _EPS)
+        item.texture_ratio = _ratio(laplacian_std(after, inside), laplacian_std(after, outside), FLAT_TEXTURE)
+        item.noise_ratio = _ratio(immerkaer_sigma(after, inside), immerkaer_sigma(after, outside), FLAT_NOISE)
         item.seam_score = seam_score(after, fill, ring)
         gradient = gradient_magnitude(after)
         item.structure_entries, item.structure_continued = _continuity(after, fill, ring, gradient, ring_w)

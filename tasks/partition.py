@@ -34,6 +34,7 @@ from tasks.masks import build_masks, mask_png
 from tasks.masks_text import VERSION as TEXT_STROKES_VERSION
 from tasks.masks_text import refine_text_mask
 from tasks.measure import (
+    METRICS_VERSION,
     TEXT_CHECK_VERSION,
     mask_fraction,
     measure_edit,
@@ -194,7 +195,7 @@ def _find(row: dict, job: Job, record: dict, trace: dict) -> _Edit | dict:
         # Detections decide the mask, and Measure's text check decides `text_detected`.
         "detect": {name: get_stage("detect", name, config).version for name in sorted(set(row.get("detect") or []))
                    if ("detect", name) in STAGES},
-        "measure": f"text-check:{TEXT_CHECK_VERSION}",
+        "measure": f"text-check:{TEXT_CHECK_VERSION};metrics:{METRICS_VERSION}",
         "retry": _retry_key(config, action),
     }, runtime_versions(config.device))
     record["content_key"] = key

@@ -82,6 +82,11 @@ class TextConfig(_Strict):
     margin: int = Field(12, ge=4, description="Context around each mask component used to tell strokes from photo.")
     retry_grow: int = Field(4, ge=1, le=32, description="Pixels a refused edit's mask grows by for the candidates "
                             "tried next (letters' halos, an object's edge).")
+    unblend: bool = Field(False, description="Semi-transparent strings (10-70% opacity) are taken off by inverting "
+                          "their blend where one opacity and colour explain their pixels (tasks/clean/unblend.py): "
+                          "the photo under them comes back; their edges and what does not fit are filled. Off by "
+                          "default: on masks much wider than the letters (a box cut to strokes) a wrong fit can pass "
+                          "its checks and leave the letters as colour fringes (docs/engines.md).")
     telea_width: float = Field(8.0, ge=0, description="Strokes at most this wide (px, after `grow`) are filled by "
                                "inpainting; wider ones are cloned from the photo beside them (diffusion smears them).")
 

@@ -44,6 +44,15 @@ def test_mostly_tolerates_a_few_outliers_for_the_suite_but_still_names_them():
     assert outcome.success and list(outcome.row_failures) == ["img-19"]
 
 
+def test_a_fifth_of_the_rows_refused_on_one_metric_fails_the_suite_and_a_ninth_does_not():
+    # 5 ghosts among 45 text rows: quarantined, and the release still goes out with the other 40;
+    # 10 of 45 is a systematic failure of the engine, and the release fails.
+    for ghosts, ok in ((5, True), (10, False)):
+        frame = records(removal=["text"] * 45, ghost_score=[1.0] * (45 - ghosts) + [2.5] * ghosts)
+        (outcome,) = gate_images(frame, Config())
+        assert outcome.success is ok and len(outcome.row_failures) == ghosts
+
+
 def test_blur_rows_get_the_blur_suite():
     frame = records(action=["blur", "blur"], texture_ratio=[None, None], noise_ratio=[None, None],
                     privacy_residual=[0.03, 0.4])

@@ -26,6 +26,18 @@ def test_truthful_fill_scores_near_one_and_telea_scores_as_a_smudge(name):
     assert smudge.noise_ratio < 0.75
 
 
+def test_a_clipped_sky_filled_as_flat_as_it_is_scores_one_and_added_grain_does_not():
+    # A white caption over a blown-out sky: the ring is 255 everywhere, and so is a faithful fill.
+    photo = photos.astronaut().copy()
+    photo[:120] = 255
+    mask = ellipse(photo.shape, (250, 60), (60, 20))
+    flat = measure_edit(photo, photo, mask)
+    assert flat.texture_ratio == 1.0 and flat.noise_ratio == 1.0
+    grainy = photo.copy()
+    grainy[mask] = np.random.default_rng(0).integers(235, 256, (int(mask.sum()), 3))
+    assert measure_edit(photo, grainy, mask).texture_ratio > 3.0, "grain on a flat sky is a visible patch"
+
+
 def test_an_obvious_seam_is_caught():
     truth = photos.astronaut()
     mask = ellipse(truth.shape, (380, 300), (50, 40))

@@ -2,8 +2,10 @@
 
 The row's mask (a box, a polygon or a detector's line region) is first cut down to the letters'
 pixels by `tasks.masks_text.refine_text_mask` (a mask file the user drew is never cut: it is the
-floor of the edit). Each connected part of the hole is then filled by the method that suits its
-width:
+floor of the edit). With `text.unblend` (off by default), semi-transparent strings are first taken
+off by inverting their blend (`tasks.clean.unblend`): where one opacity and colour explain their
+cores, the photo under them is measured, not guessed. Each connected part of what is left of the
+hole is then filled by the method that suits its width:
 
 - thin strokes (at most `telea_width` px across: small captions, outlines, hairlines) by fast
   marching (A. Telea, J. Graphics Tools 2004) or Navier-Stokes (M. Bertalmio, A. Bertozzi,
@@ -22,6 +24,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from tasks.clean.unblend import unblend
 from tasks.masks import mask_components
 from tasks.masks_text import refine_text_mask
 from tasks.settings import TextConfig
@@ -55,6 +58,7 @@ def split_by_width(holes: np.ndarray, thin_width: float) -> tuple[np.ndarray, np
 
 CLONE_REACH = (1.25, 1.6, 2.0, 2.5, 3.0)  # candidate shifts' lengths, in the group's heights
 CLONE_DIRECTIONS = 16  # and their directions, evenly round: a texture's grain runs its own way
+OUTLIER = 16.0  # grey levels: an edge difference this far from its 5x5 median is a hairline of letter, not photo
 
 
 def _shifted(image: np.ndarray, dy: int, dx: int) -> np.ndarray:
@@ -96,10 +100,21 @@ def clone_fill(image: np.ndarray, hole: np.ndarray, avoid: np.ndarray, ring: int
         return image
     source = best[1]
     out = pixels.copy()
+    # The membrane is pinned to the edge's differences, less their outliers: the pixels right at the
+    # edge may hold a hairline the mask missed of the letters (an outline's outer anti-aliasing), and
+    # pinned to it the whole fill takes the letters' colour, their shape drawn back.
+    holes = hole.astype(np.uint8)
+    # The median's window across the edge sees the hole as filled from two pixels further out.
+    halo = cv2.dilate(holes, np.ones((5, 5), np.uint8))
     for c in range(pixels.shape[-1]):
         difference = pixels[..., c] - source[..., c]
-        difference[hole] = 0
-        correction = cv2.inpaint(difference, hole.astype(np.uint8), 5, cv2.INPAINT_TELEA)
+        rough = cv2.inpaint(np.where(halo > 0, 0, difference).astype(np.float32), halo, 5, cv2.INPAINT_TELEA)
+        rough[~hole] = difference[~hole]
+        median = cv2.medianBlur(rough, 5)
+        # Only outliers are replaced: everywhere else the fill meets the edge's own pixels, or it would
+        # leave a step of the texture's size all round the hole.
+        difference = np.where(hole, 0, np.where(np.abs(difference - median) > OUTLIER, median, difference))
+        correction = cv2.inpaint(difference, holes, 5, cv2.INPAINT_TELEA)
         out[..., c][hole] = (source[..., c] + correction)[hole]
     return np.clip(np.rint(out), 0, 255).astype(np.uint8).reshape(image.shape)
 
@@ -107,7 +122,7 @@ def clone_fill(image: np.ndarray, hole: np.ndarray, avoid: np.ndarray, ring: int
 class TextRemover(EditStage):
     kind = "clean"
     name = "text"
-    version = "2"  # bump when the output bytes change: finished work is keyed by it
+    version = "3"  # bump when the output bytes change: finished work is keyed by it (3: unblend; a median-pinned membrane)
 
     def __init__(self, settings: TextConfig = TextConfig()):
         self.settings = settings
@@ -127,6 +142,12 @@ class TextRemover(EditStage):
         out = image.copy()
         if not strokes.any():
             return out
+        if self.settings.unblend:
+            # Semi-transparent letters: the photo under their cores is measured, not guessed, and
+            # the fills below draw on it as on any photo.
+            image, recovered = unblend(image, strokes)
+            out = image.copy()
+            strokes = strokes & ~recovered
         thin, wide = split_by_width(strokes, self.settings.telea_width)
         holes = strokes.astype(np.uint8)  # every stroke is a hole: no fill draws from a letter
         method = _METHODS[self.settings.method]
