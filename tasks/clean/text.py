@@ -122,7 +122,7 @@ def clone_fill(image: np.ndarray, hole: np.ndarray, avoid: np.ndarray, ring: int
 class TextRemover(EditStage):
     kind = "clean"
     name = "text"
-    version = "3"  # bump when the output bytes change: finished work is keyed by it (3: unblend; a median-pinned membrane)
+    version = "3"  # bump when the output bytes change: finished work is keyed by it (3: the membrane drops edge outliers)
 
     def __init__(self, settings: TextConfig = TextConfig()):
         self.settings = settings

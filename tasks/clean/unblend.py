@@ -28,6 +28,7 @@ import cv2
 import numpy as np
 
 from tasks.masks import mask_components
+from tasks.measure import gradient_magnitude
 
 HALO = 2  # px around the strokes the background estimate does not draw on
 MIN_SCALE = 0.3  # s = 1 - opacity below this: noise amplified more than 3x, the fill does better
@@ -49,9 +50,7 @@ def _robust_sd(values: np.ndarray) -> float:
 
 def _slope_from_gradients(observed: np.ndarray, core: np.ndarray, ring: np.ndarray) -> float:
     """The blend scales the photo's gradients by s: median gradient on the cores over the ring's."""
-    grey = observed.mean(axis=-1).astype(np.float32)
-    gx, gy = cv2.Sobel(grey, cv2.CV_32F, 1, 0, ksize=3), cv2.Sobel(grey, cv2.CV_32F, 0, 1, ksize=3)
-    magnitude = np.sqrt(gx * gx + gy * gy)
+    magnitude = gradient_magnitude(observed.mean(axis=-1).astype(np.float32))
     ring_level = float(np.median(magnitude[ring]))
     return float(np.median(magnitude[core])) / ring_level if ring_level > 0 else 1.0
 
