@@ -23,8 +23,9 @@ untouched pixels around it (ring width scaled to the component: half the square 
   score projects the output's departure on it (0: gone, 1: untouched). It sees letters the mask
   missed (left as they were) and fills that kept their colour and shape (a smear), which neither
   the detector (faint, outlined, colour-on-colour text) nor the ghost score (no edges) may see.
-- `text_detected` (text): whether the shipped text detector still fires inside the removed
-  region (`text_still_detected`, run by the partition worker, which holds the model).
+- `text_detected` (text): whether the shipped text detector still fires inside the region the
+  text was said to be in, strokes and all (`text_still_detected`, run by the partition worker,
+  which holds the model).
 - `privacy_residual` (blur): Laplacian std of the blurred region / the same region before: the
   share of fine detail left (≈ 0 for a mosaic).
 
@@ -114,7 +115,7 @@ def remnant_score(original: np.ndarray, final: np.ndarray, region: np.ndarray, p
 
 
 TEXT_CHECK_HEIGHT = 128  # px: the removed region's height the check brings it to (text_check_benchmark.py)
-TEXT_CHECK_VERSION = "3"  # bump when the check's verdicts change: finished work is keyed by it
+TEXT_CHECK_VERSION = "4"  # bump when the check's verdicts change: finished work is keyed by it
 
 
 def text_still_detected(final: np.ndarray, mask: np.ndarray, detector, margin: int = 24, mode: str = "text",

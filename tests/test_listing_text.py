@@ -103,6 +103,24 @@ def test_an_edit_the_image_suite_refuses_is_retried_and_every_attempt_recorded(m
     assert record["candidate"] in tried and record["outside_changed"] == 0
 
 
+def test_letters_the_refinement_left_out_of_its_region_are_still_text(make_job, tmp_path, monkeypatch):
+    """A line region holding a strut and a faint caption, cut to the strut: the letters are left as
+    they were, and the text check, which reads the whole region the row marked, still finds them."""
+    import tasks.partition as partition
+
+    image, ink, _ = caption(photos.astronaut())
+    save(tmp_path / "data" / "img.png", image)
+    box = [50, 370, 520, 440]  # the caption ends near x = 390
+    strut = np.zeros(ink.shape, bool)
+    strut[box[1]:box[3], 480:490] = True
+    strut &= cv2.dilate(ink.astype(np.uint8), np.ones((9, 9), np.uint8)) == 0
+    monkeypatch.setattr(partition, "refine_text_mask", lambda image, region, **settings: region & strut)
+    record = edit_row({"image_id": "t", "_row": 0, "image_uri": "img.png", "boxes": [box], "removal": "text"},
+                      make_job(gate={"retry": False}))
+    assert record["text_detected"] is True
+    assert "expect_column_values_to_be_in_set(text_detected)" in record["attempts"][0]
+
+
 def test_the_first_edit_the_suite_passes_is_kept(make_job, tmp_path):
     save(tmp_path / "data" / "img.png", photos.astronaut())
     record = edit_row({"image_id": "t", "_row": 0, "image_uri": "img.png", "boxes": [[100, 100, 140, 150]]}, make_job())
@@ -195,3 +213,18 @@ def test_a_hairline_the_mask_missed_round_a_letter_does_not_darken_its_fill():
     offsets = [clone_fill(image, hole, np.zeros_like(hole))[hole].astype(np.float32).mean() - truth[hole].mean()
                for image in (truth, hairline)]
     assert abs(offsets[1] - offsets[0]) < 6, offsets
+
+
+def test_a_clone_beside_a_letter_not_yet_filled_keeps_the_photos_colour():
+    """The clone's edge is photo only: the next letter (dark ink, filled later) sits on the hole's
+    edge, and a membrane pinned to it pulled the whole fill dark (36 levels off the sky, 134 beside it)."""
+    truth = np.repeat(photos.camera()[0:150, 290:512, None], 3, 2)
+    hole = np.zeros(truth.shape[:2], bool)
+    hole[80:110, 60:100] = True
+    letter = np.zeros_like(hole)
+    letter[80:110, 100:112] = True
+    image = truth.copy()
+    image[hole | letter] = 20
+    out = clone_fill(image, hole, letter)
+    error = np.abs(out.astype(int) - truth.astype(int))
+    assert error[hole].mean() < 4 and error[80:110, 92:100].mean() < 10

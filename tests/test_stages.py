@@ -121,6 +121,28 @@ def test_copied_grain_reaches_the_clarifier_through_the_context():
     assert not np.array_equal(composite(fill, grained, mask), fill)
 
 
+def test_a_copied_fill_busier_than_the_photo_is_brought_down():
+    """Copied grain is kept only up to the photo's level: a fill copied from busier parts of the
+    photo (twice the detail of what the hole hid) comes back within the good band of the truth."""
+    import cv2
+
+    from tasks.probes import laplacian_std, luminance
+
+    truth = photos.gravel()
+    mask = np.zeros(truth.shape[:2], np.uint8)
+    cv2.ellipse(mask, (256, 256), (60, 45), 0, 0, 360, 1, -1)
+    mask = mask > 0
+    pixels = truth.astype(np.float64)
+    base = cv2.GaussianBlur(pixels, (0, 0), 3.0)
+    fill = np.where(mask, np.clip(base + 2.0 * (pixels - base), 0, 255).round().astype(np.uint8), truth)
+    config = Config(device="cpu")
+    regrain = get_stage("clarify", "regrain", config)
+    out = composite(fill, regrain(fill, mask, EditContext("g", "object", "remove", 1, config, fill_copies_grain=True)), mask)
+    hf_ratio = lambda image: laplacian_std(luminance(image), mask) / laplacian_std(luminance(truth), mask)
+    assert hf_ratio(fill) > 1.6
+    assert 0.75 <= hf_ratio(out) <= 1.33
+
+
 def test_loading_a_yaml_config_does_not_import_torch(tmp_path):
     path = tmp_path / "run.yaml"
     path.write_text("engines: {object: telea}\nexemplar: {patch: 5}\ndetect: {text: {scales: [1.0, 2.0]}}\n")

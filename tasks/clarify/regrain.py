@@ -12,13 +12,14 @@ takes texture (A. Efros, W. Freeman, SIGGRAPH 2001):
    channel and per intensity bin: the camera's noise level function (sensors are noisier in the
    highlights, each channel has its own level).
 3. Grain to add: blocks of both bands cut from known windows of the crop (their rare strongest
-   responses clipped) and cross-faded where they overlap (their squares sum to 1, so the blend
+   responses clipped; windows within the mid band's reach of a line, a response over 12 times the
+   calm pixels' mean, only where the crop has no other) and cross-faded where they overlap (their squares sum to 1, so the blend
    keeps the grain's variance). Copied grain keeps what a parametric model loses: the blotchiness
    that demosaicing and JPEG give it, its correlation across channels, and its heavy tails.
 4. A fill within 15-20% of the target by both probes is left alone, and so is a fill from an
-   engine that copies grain (exemplar, lama) whose noise already reaches 85% of the target: its
-   grain is the camera's, and its texture level is the hidden content's, which the surroundings
-   do not know. Otherwise it keeps as much of
+   engine that copies grain (exemplar, lama) whose noise is within that band and whose texture is
+   not over it: its grain is the camera's, and a lower texture level is the hidden content's, which
+   the surroundings do not know. Otherwise it keeps as much of
    its own detail as fits under the target by both (fast marching leaves ripples too sharp for how
    smooth it is), and the two grain bands make up the rest, with the gains that meet both probes
    at once: powers of independent layers add, and the power of the two bands of one block is a
@@ -65,6 +66,8 @@ MIN_BLOCK = 4  # the smallest block of grain (a quarter of it cross-fades); a th
 POOLING = 1000  # pixels' worth of weight the crop's overall level has in each intensity bin
 THIN_HOLE = 2 * BANDS[1]  # px from the hole's edge to its middle: a thinner hole gets fine grain only
 MAX_GAIN = 4.0  # a copied band is never amplified more: past that, its windows are not this grain
+STRUCTURE = 12.0  # a response this many times the calm pixels' mean is a line, not grain
+MIN_TYPICAL = 0.5  # grey levels: the mean response of a clipped, flat sky is no scale
 CLIP_QUANTILE = 0.999  # copied detail beyond this quantile of the calm pixels' is clipped
 STRIDE = 2  # statistics read on every 2nd pixel of each axis...
 MIN_STRIDED = 1024  # ...when the hole still has this many of them
@@ -491,6 +494,7 @@ class _Surroundings:
     textured: torch.Tensor  # sampled known pixels below the texture quantile: where texture is read
     bins: torch.Tensor  # (B, H, W) intensity bin of each pixel
     sampled_bins: torch.Tensor
+    lines: torch.Tensor  # (B, H, W) known pixels within reach of a line: no grain is cut there
 
 
 def _bands_and_surroundings(stack: _Stack) -> tuple[torch.Tensor, _Surroundings]:
@@ -521,7 +525,17 @@ def _bands_and_surroundings(stack: _Stack) -> tuple[torch.Tensor, _Surroundings]
     calm_counts = calm.flatten(1).sum(dim=1).tolist()
     (limit,) = _quantiles(bands[:, :, ::step, ::step].abs().flatten(2), calm.flatten(1), calm_counts, (CLIP_QUANTILE,))
     bands.clamp_(-limit[:, :, None, None], limit[:, :, None, None])
-    return bands, _Surroundings(base, image_probes, calm, textured, bins, bins[:, ::step, ::step])
+    # A line crossing a window (a cable over a sky) would still come through clipped, its pieces
+    # copied as dark and light specks of its shape all over the fill: blocks are cut from windows
+    # with no pixel within the mid band's reach of a response far above the calm pixels' mean,
+    # where the crop has such windows (on brick every window holds mortar: those with the least serve).
+    typical = (strength * calm).sum(dim=(1, 2)) / calm.sum(dim=(1, 2)).clamp(min=1)
+    lines = (strength > STRUCTURE * typical.clamp(min=MIN_TYPICAL)[:, None, None]).to(DTYPE)[:, None]
+    if step > 1:
+        lines = lines.repeat_interleave(step, 2).repeat_interleave(step, 3)[:, :, : x.shape[2], : x.shape[3]]
+    reach = int(2 * BANDS[1]) + step
+    lines = F.max_pool2d(lines, 2 * reach + 1, stride=1, padding=reach)[:, 0] > 0
+    return bands, _Surroundings(base, image_probes, calm, textured, bins, bins[:, ::step, ::step], lines)
 
 
 @dataclass
@@ -592,12 +606,13 @@ def _solve_gains(stack: _Stack, surroundings: _Surroundings, grain: torch.Tensor
     imm_ratio = (fill_imm / target_imm.clamp(min=1e-12)).sqrt()
     low, high = LEAVE_ALONE
     within = (lap_ratio >= low) & (lap_ratio <= high) & (imm_ratio >= low) & (imm_ratio <= high)
-    # Copied pixels carry the camera's grain already: re-shaping them to the surroundings' levels
-    # follows surroundings cleaner or noisier than what the hole hid. Only a fill short of the
-    # noise is re-grained.
-    copies_grain = torch.tensor([job.fill_has_grain for job in stack.jobs], device=stack.device)[:, None, None]
-    within = torch.where(copies_grain, imm_ratio >= low, within)
     worst = torch.maximum(lap_ratio, imm_ratio)
+    # Copied pixels carry the camera's grain already, and their texture is the hidden content's, which
+    # the surroundings do not know: a copied fill under the texture level keeps it. One short of the
+    # noise is re-grained, and one over either level is brought down: sources picked from busier
+    # parts of the photo (grass, edges) read 1.2-2.4x the truth's noise on 4 MP listing photos.
+    copies_grain = torch.tensor([job.fill_has_grain for job in stack.jobs], device=stack.device)[:, None, None]
+    within = torch.where(copies_grain, (imm_ratio >= low) & (worst <= high), within)
     shrink = torch.where(~within & (worst > 1), 1 / worst.clamp(min=1e-12), torch.ones_like(worst))
     missing = ((target_lap - shrink**2 * fill_lap).clamp(min=0), (target_imm - shrink**2 * fill_imm).clamp(min=0))
     # A hole thinner than the mid band (the strokes of a text) takes fine grain only: structure at
@@ -662,7 +677,7 @@ def _regrain_batch(jobs: list[CropJob], plans: list[dict], feather: float, devic
     bands, surroundings = _bands_and_surroundings(stack)
     # Drawn on the CPU whatever the device: a GPU picks the same blocks, so its bytes match the CPU's.
     generators = [torch.Generator().manual_seed(job.seed & 0x7FFFFFFFFFFFFFFF) for job in jobs]
-    grain = quilt_grain(bands, stack.known, stack.sizes, [plan["grid"] for plan in plans], stack.boxes,
+    grain = quilt_grain(bands, stack.known & ~surroundings.lines, stack.sizes, [plan["grid"] for plan in plans], stack.boxes,
                         plans[0]["block"], generators)
     boxes = _hole_boxes(stack, surroundings, *grain.shape[2:])
     gains = _solve_gains(stack, surroundings, grain, boxes)
@@ -680,7 +695,7 @@ def _regrain_batch(jobs: list[CropJob], plans: list[dict], feather: float, devic
 class Regrain(BatchesOnDevice, EditStage):
     kind = "clarify"
     name = "regrain"
-    version = "5"  # bump when the output bytes change: finished work is keyed by it
+    version = "6"  # bump when the output bytes change: finished work is keyed by it
 
     def __init__(self, settings: RegrainConfig, device: torch.device, cpu_batch: int | None = None):
         """`cpu_batch`: crops re-grained together on the CPU (1: each alone; more runs CUDA's batching there)."""

@@ -80,7 +80,13 @@ def clone_fill(image: np.ndarray, hole: np.ndarray, avoid: np.ndarray, ring: int
     pixel of the hole itself or of `avoid` (other letters) into it. `image`: a crop (HxWxC or HxW uint8)."""
     ys, xs = np.nonzero(hole)
     height, width = int(ys.max() - ys.min() + 1), int(xs.max() - xs.min() + 1)
-    edge = (cv2.dilate(hole.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * ring + 1,) * 2)) > 0) & ~hole
+    # The edge is photo only: another letter beside the hole (not yet filled) says nothing of what the
+    # copy must meet, and pinned to its ink the membrane would pull the fill to the ink's colour (a
+    # dark blob where a long word's pieces meet).
+    near = cv2.dilate(hole.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * ring + 1,) * 2)) > 0
+    edge = near & ~hole & ~avoid
+    if not edge.any():
+        edge = near & ~hole
     pixels = image.astype(np.float32).reshape(*hole.shape, -1)
     best = None
     side = min(height, width)  # a line's height: shifts of a few heights, any direction
@@ -103,17 +109,17 @@ def clone_fill(image: np.ndarray, hole: np.ndarray, avoid: np.ndarray, ring: int
     # The membrane is pinned to the edge's differences, less their outliers: the pixels right at the
     # edge may hold a hairline the mask missed of the letters (an outline's outer anti-aliasing), and
     # pinned to it the whole fill takes the letters' colour, their shape drawn back.
-    holes = hole.astype(np.uint8)
+    holes = (hole | avoid).astype(np.uint8)  # the membrane is found over the other letters too
     # The median's window across the edge sees the hole as filled from two pixels further out.
     halo = cv2.dilate(holes, np.ones((5, 5), np.uint8))
     for c in range(pixels.shape[-1]):
         difference = pixels[..., c] - source[..., c]
         rough = cv2.inpaint(np.where(halo > 0, 0, difference).astype(np.float32), halo, 5, cv2.INPAINT_TELEA)
-        rough[~hole] = difference[~hole]
+        rough[holes == 0] = difference[holes == 0]
         median = cv2.medianBlur(rough, 5)
         # Only outliers are replaced: everywhere else the fill meets the edge's own pixels, or it would
         # leave a step of the texture's size all round the hole.
-        difference = np.where(hole, 0, np.where(np.abs(difference - median) > OUTLIER, median, difference))
+        difference = np.where(holes > 0, 0, np.where(np.abs(difference - median) > OUTLIER, median, difference))
         correction = cv2.inpaint(difference, holes, 5, cv2.INPAINT_TELEA)
         out[..., c][hole] = (source[..., c] + correction)[hole]
     return np.clip(np.rint(out), 0, 255).astype(np.uint8).reshape(image.shape)
@@ -122,7 +128,7 @@ def clone_fill(image: np.ndarray, hole: np.ndarray, avoid: np.ndarray, ring: int
 class TextRemover(EditStage):
     kind = "clean"
     name = "text"
-    version = "3"  # bump when the output bytes change: finished work is keyed by it (3: the membrane drops edge outliers)
+    version = "4"  # bump when the output bytes change: finished work is keyed by it (4: the edge is photo only)
 
     def __init__(self, settings: TextConfig = TextConfig()):
         self.settings = settings
