@@ -115,12 +115,13 @@ def remnant_score(original: np.ndarray, final: np.ndarray, region: np.ndarray, p
 
 
 TEXT_CHECK_HEIGHT = 128  # px: the removed region's height the check brings it to (text_check_benchmark.py)
-TEXT_CHECK_VERSION = "4"  # bump when the check's verdicts change: finished work is keyed by it
+TEXT_CHECK_VERSION = "5"  # bump when the check's verdicts change: finished work is keyed by it
 
 
 def text_still_detected(final: np.ndarray, mask: np.ndarray, detector, margin: int = 24, mode: str = "text",
-                        height: int = TEXT_CHECK_HEIGHT) -> bool:
-    """Does the text detector still fire inside the removed region?
+                        height: int = TEXT_CHECK_HEIGHT, region: np.ndarray | None = None) -> bool:
+    """Does the text detector still fire inside the removed region, or anywhere in `region` (where
+    the text was said to be: letters the refinement left out of the mask are text still there)?
 
     `detector`: `regions(image, scale) -> HxW bool` and `scale_for(shape)`, the scale it detects a
     whole image of that shape at (`tasks.detect.text.TextDetector`). It runs on a crop around the
@@ -130,11 +131,13 @@ def text_still_detected(final: np.ndarray, mask: np.ndarray, detector, margin: i
     the crop's own short side brought to the detector's `min_side`. "frame": the frame's scale;
     "upscaled": the crop's short side brought to `min_side` (the check as it was: several times
     the cost for the same catches; benchmarks/text_check_benchmark.py)."""
-    ys, xs = np.nonzero(mask)
+    ys = np.flatnonzero(mask.any(axis=1))
     if not len(ys):
         return False
-    rows = slice(max(0, ys.min() - margin), ys.max() + margin + 1)
-    cols = slice(max(0, xs.min() - margin), xs.max() + margin + 1)
+    where = mask if region is None else mask | region
+    wys, wxs = np.nonzero(where)
+    rows = slice(max(0, wys.min() - margin), wys.max() + margin + 1)
+    cols = slice(max(0, wxs.min() - margin), wxs.max() + margin + 1)
     crop = final[rows, cols]
     upscaled = detector.scale_for(crop.shape)
     if mode == "upscaled":
@@ -143,7 +146,7 @@ def text_still_detected(final: np.ndarray, mask: np.ndarray, detector, margin: i
         frame = detector.scale_for(final.shape)
         scale = frame if mode == "frame" else min(max(frame, height / (ys.max() - ys.min() + 1)), upscaled)
     # The photo pass only: the local-contrast pass would read a fill's own texture seams as strokes.
-    return bool((detector.regions(crop, scale, contrast=False) & mask[rows, cols]).any())
+    return bool((detector.regions(crop, scale, contrast=False) & where[rows, cols]).any())
 
 
 def _ratio(fill: float, ring: float, flat: float) -> float:

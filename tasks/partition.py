@@ -386,7 +386,8 @@ def _measure(edit: _Edit, job: Job, final: np.ndarray, mask: np.ndarray, result:
         check_started = time.perf_counter()
         # Over the whole region the row marked, not only the pixels changed: letters the refinement
         # left out (a faint caption beside a strut it took for strokes) are text still there.
-        result["text_detected"] = text_still_detected(final, edit.region | mask, get_stage("detect", "text", job.config))
+        result["text_detected"] = text_still_detected(final, mask, get_stage("detect", "text", job.config),
+                                                      region=edit.region)
         result["remnant_score"] = _nan_to_none(remnant_score(photo.colour, final, edit.region | mask))
         result["text_check_seconds"] = result.get("text_check_seconds", 0.0) + time.perf_counter() - check_started
 

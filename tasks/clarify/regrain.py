@@ -19,7 +19,8 @@ takes texture (A. Efros, W. Freeman, SIGGRAPH 2001):
 4. A fill within 15-20% of the target by both probes is left alone, and so is a fill from an
    engine that copies grain (exemplar, lama) whose noise is within that band and whose texture is
    not over it: its grain is the camera's, and a lower texture level is the hidden content's, which
-   the surroundings do not know. Otherwise it keeps as much of
+   the surroundings do not know (a copied fill over the band is brought down to its top). Otherwise
+   it keeps as much of
    its own detail as fits under the target by both (fast marching leaves ripples too sharp for how
    smooth it is), and the two grain bands make up the rest, with the gains that meet both probes
    at once: powers of independent layers add, and the power of the two bands of one block is a
@@ -494,7 +495,7 @@ class _Surroundings:
     textured: torch.Tensor  # sampled known pixels below the texture quantile: where texture is read
     bins: torch.Tensor  # (B, H, W) intensity bin of each pixel
     sampled_bins: torch.Tensor
-    lines: torch.Tensor  # (B, H, W) known pixels within reach of a line: no grain is cut there
+    lines: torch.Tensor  # (B, H, W) pixels within reach of a line: no grain is cut there
 
 
 def _bands_and_surroundings(stack: _Stack) -> tuple[torch.Tensor, _Surroundings]:
@@ -518,23 +519,32 @@ def _bands_and_surroundings(stack: _Stack) -> tuple[torch.Tensor, _Surroundings]
     textured = sampled_known & (strength <= texture[:, :, None])
     bins = torch.bucketize(base.mean(dim=1), torch.linspace(0, 255, BINS + 1, device=stack.device, dtype=DTYPE)[1:-1])
 
-    # Grain is cut from any known window, its few strongest responses clipped to the calm pixels'
+    # Grain is cut from known windows, their few strongest responses clipped to the calm pixels'
     # 99.9th percentile: an edge crossing a block then reads as grain, not as a copied line, and
-    # the windows stay as textured as the photo around the hole (wholly calm windows would be the
-    # smoothest ones, and the gains that made up for them would amplify whatever they hold).
+    # the windows stay about as textured as the photo around the hole (wholly calm windows would be
+    # the smoothest ones, and the gains that made up for them would amplify whatever they hold).
     calm_counts = calm.flatten(1).sum(dim=1).tolist()
     (limit,) = _quantiles(bands[:, :, ::step, ::step].abs().flatten(2), calm.flatten(1), calm_counts, (CLIP_QUANTILE,))
     bands.clamp_(-limit[:, :, None, None], limit[:, :, None, None])
     # A line crossing a window (a cable over a sky) would still come through clipped, its pieces
     # copied as dark and light specks of its shape all over the fill: blocks are cut from windows
     # with no pixel within the mid band's reach of a response far above the calm pixels' mean,
-    # where the crop has such windows (on brick every window holds mortar: those with the least serve).
-    typical = (strength * calm).sum(dim=(1, 2)) / calm.sum(dim=(1, 2)).clamp(min=1)
-    lines = (strength > STRUCTURE * typical.clamp(min=MIN_TYPICAL)[:, None, None]).to(DTYPE)[:, None]
+    # where the crop has such windows (where every window holds such a line, those with the fewest
+    # of its pixels serve). A texture made of edges (mortar, branches) is many such responses, which
+    # raise the calm pixels' mean with them: it is seldom flagged.
+    # In whole numbers (the Laplacian of 8-bit levels is one), so the sums are exact in any order a
+    # thread count gives them and no window flips between machines: a pixel's |Laplacian| summed
+    # over channels, against STRUCTURE times the calm pixels' mean of it.
+    total = image_probes[0].abs().sum(dim=1)
+    calm_count = calm.sum(dim=(1, 2)).clamp(min=1).to(DTYPE)[:, None, None]
+    calm_total = (total * calm).sum(dim=(1, 2))[:, None, None]
+    floor = MIN_TYPICAL * stack.channels * calm_count
+    lines = (total * calm_count > STRUCTURE * torch.maximum(calm_total, floor)).to(torch.float32)[:, None]
     if step > 1:
         lines = lines.repeat_interleave(step, 2).repeat_interleave(step, 3)[:, :, : x.shape[2], : x.shape[3]]
-    reach = int(2 * BANDS[1]) + step
-    lines = F.max_pool2d(lines, 2 * reach + 1, stride=1, padding=reach)[:, 0] > 0
+    reach = int(2 * BANDS[1]) + step  # a square's max, one axis at a time
+    lines = F.max_pool2d(lines, (1, 2 * reach + 1), stride=1, padding=(0, reach))
+    lines = F.max_pool2d(lines, (2 * reach + 1, 1), stride=1, padding=(reach, 0))[:, 0] > 0
     return bands, _Surroundings(base, image_probes, calm, textured, bins, bins[:, ::step, ::step], lines)
 
 
@@ -573,6 +583,7 @@ class _Gains:
     fine: torch.Tensor  # (B, BINS, C) gain of the fine band's grain
     mid: torch.Tensor  # (B, BINS, C) gain of the mid band's grain
     shrink: torch.Tensor  # (B, BINS, C) scale of the fill's own detail (1: kept)
+    ceiling: torch.Tensor  # (B, 1, 1) the level, over the target, the detail is brought down to
     target_lap: torch.Tensor
     target_imm: torch.Tensor
 
@@ -609,11 +620,14 @@ def _solve_gains(stack: _Stack, surroundings: _Surroundings, grain: torch.Tensor
     worst = torch.maximum(lap_ratio, imm_ratio)
     # Copied pixels carry the camera's grain already, and their texture is the hidden content's, which
     # the surroundings do not know: a copied fill under the texture level keeps it. One short of the
-    # noise is re-grained, and one over either level is brought down: sources picked from busier
-    # parts of the photo (grass, edges) read 1.2-2.4x the truth's noise on 4 MP listing photos.
+    # noise is re-grained, and one over either level is brought down to the band's top (not to the
+    # target: the fill is read over all its pixels, the target without the photo's strongest
+    # responses, and a copy of real structure would lose it): sources picked from busier parts of
+    # the photo (grass, edges) read 1.2-2.4x the truth's noise on 4 MP listing photos.
     copies_grain = torch.tensor([job.fill_has_grain for job in stack.jobs], device=stack.device)[:, None, None]
     within = torch.where(copies_grain, (imm_ratio >= low) & (worst <= high), within)
-    shrink = torch.where(~within & (worst > 1), 1 / worst.clamp(min=1e-12), torch.ones_like(worst))
+    ceiling = torch.where(copies_grain, torch.full_like(worst[:, :1, :1], high), torch.ones_like(worst[:, :1, :1]))
+    shrink = torch.where(~within & (worst > ceiling), ceiling / worst.clamp(min=1e-12), torch.ones_like(worst))
     missing = ((target_lap - shrink**2 * fill_lap).clamp(min=0), (target_imm - shrink**2 * fill_imm).clamp(min=0))
     # A hole thinner than the mid band (the strokes of a text) takes fine grain only: structure at
     # the scale of the hole, cut from elsewhere, would redraw the letters' outline in its pattern.
@@ -621,7 +635,7 @@ def _solve_gains(stack: _Stack, surroundings: _Surroundings, grain: torch.Tensor
     fine_gain, mid_gain = _grain_gains(missing, grain_powers, (target_lap, target_imm), thin)
     fine_gain = torch.where(within, torch.zeros_like(fine_gain), fine_gain)
     mid_gain = torch.where(within, torch.zeros_like(mid_gain), mid_gain)
-    return _Gains(fine_gain, mid_gain, shrink, target_lap, target_imm)
+    return _Gains(fine_gain, mid_gain, shrink, ceiling, target_lap, target_imm)
 
 
 def _per_pixel(table: torch.Tensor, boxes: _Boxes, device: torch.device) -> torch.Tensor:
@@ -667,7 +681,7 @@ def _compose(stack: _Stack, surroundings: _Surroundings, grain: torch.Tensor, bo
                                         boxes.hole[:, ::step, ::step]).split(stack.channels, dim=2)
     over = torch.maximum((rounded_lap / gains.target_lap.clamp(min=1e-12)).sqrt(),
                          rounded_imm / gains.target_imm.clamp(min=1e-12).sqrt())
-    shrink = torch.where((shrink < 1) & (over > 1), shrink / over, shrink)
+    shrink = torch.where((shrink < 1) & (over > gains.ceiling), shrink * gains.ceiling / over, shrink)
     return (box_pixels + (grain_change + detail * (_per_pixel(shrink, boxes, device) - 1)) * weight).round().clamp(0, 255)
 
 
@@ -695,7 +709,7 @@ def _regrain_batch(jobs: list[CropJob], plans: list[dict], feather: float, devic
 class Regrain(BatchesOnDevice, EditStage):
     kind = "clarify"
     name = "regrain"
-    version = "6"  # bump when the output bytes change: finished work is keyed by it
+    version = "7"  # bump when the output bytes change: finished work is keyed by it
 
     def __init__(self, settings: RegrainConfig, device: torch.device, cpu_batch: int | None = None):
         """`cpu_batch`: crops re-grained together on the CPU (1: each alone; more runs CUDA's batching there)."""

@@ -80,9 +80,9 @@ def clone_fill(image: np.ndarray, hole: np.ndarray, avoid: np.ndarray, ring: int
     pixel of the hole itself or of `avoid` (other letters) into it. `image`: a crop (HxWxC or HxW uint8)."""
     ys, xs = np.nonzero(hole)
     height, width = int(ys.max() - ys.min() + 1), int(xs.max() - xs.min() + 1)
-    # The edge is photo only: another letter beside the hole (not yet filled) says nothing of what the
-    # copy must meet, and pinned to its ink the membrane would pull the fill to the ink's colour (a
-    # dark blob where a long word's pieces meet).
+    # The edge is photo only: another letter beside the hole (not yet filled, or filled by fast
+    # marching) says nothing of what the copy must meet, and pinned to its ink the membrane would
+    # pull the fill to the ink's colour (a dark blob where a long word's pieces meet).
     near = cv2.dilate(hole.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * ring + 1,) * 2)) > 0
     edge = near & ~hole & ~avoid
     if not edge.any():
@@ -109,7 +109,7 @@ def clone_fill(image: np.ndarray, hole: np.ndarray, avoid: np.ndarray, ring: int
     # The membrane is pinned to the edge's differences, less their outliers: the pixels right at the
     # edge may hold a hairline the mask missed of the letters (an outline's outer anti-aliasing), and
     # pinned to it the whole fill takes the letters' colour, their shape drawn back.
-    holes = (hole | avoid).astype(np.uint8)  # the membrane is found over the other letters too
+    holes = (hole | avoid).astype(np.uint8)  # the membrane is found over the other letters too, whole
     # The median's window across the edge sees the hole as filled from two pixels further out.
     halo = cv2.dilate(holes, np.ones((5, 5), np.uint8))
     for c in range(pixels.shape[-1]):
