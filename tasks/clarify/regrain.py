@@ -19,7 +19,8 @@ takes texture (A. Efros, W. Freeman, SIGGRAPH 2001):
 4. A fill within 15-20% of the target by both probes is left alone, and so is a fill from an
    engine that copies grain (exemplar, lama) whose noise is within that band and whose texture is
    not over it: its grain is the camera's, and a lower texture level is the hidden content's, which
-   the surroundings do not know (a copied fill over the band is brought down to its top). Otherwise
+   the surroundings do not know (a copied fill over the band is brought down to its top, with no
+   grain on it). Otherwise
    it keeps as much of
    its own detail as fits under the target by both (fast marching leaves ripples too sharp for how
    smooth it is), and the two grain bands make up the rest, with the gains that meet both probes
@@ -509,7 +510,9 @@ def _bands_and_surroundings(stack: _Stack) -> tuple[torch.Tensor, _Surroundings]
 
     sampled_known = stack.known[:, ::step, ::step]
     image_probes = _probes(x, sizes, step)
-    strength = image_probes[0].abs().mean(dim=1)  # (B, h, w)
+    # |Laplacian| summed over channels (whole numbers: the Laplacian of 8-bit levels is one) and its mean.
+    total = image_probes[0].abs().sum(dim=1)  # (B, h, w)
+    strength = total / stack.channels
     known_counts = [plan["known_sampled"] for plan in stack.plans]
     edge, texture = _quantiles(strength.flatten(1)[:, None], sampled_known.flatten(1), known_counts,
                                (EDGE_QUANTILE, TEXTURE_QUANTILE))
@@ -532,10 +535,9 @@ def _bands_and_surroundings(stack: _Stack) -> tuple[torch.Tensor, _Surroundings]
     # where the crop has such windows (where every window holds such a line, those with the fewest
     # of its pixels serve). A texture made of edges (mortar, branches) is many such responses, which
     # raise the calm pixels' mean with them: it is seldom flagged.
-    # In whole numbers (the Laplacian of 8-bit levels is one), so the sums are exact in any order a
-    # thread count gives them and no window flips between machines: a pixel's |Laplacian| summed
-    # over channels, against STRUCTURE times the calm pixels' mean of it.
-    total = image_probes[0].abs().sum(dim=1)
+    # In whole numbers (`total`), so the sums are exact in any order a thread count gives them and no
+    # window flips between machines: a pixel's |Laplacian| summed over channels, against STRUCTURE
+    # times the calm pixels' mean of it.
     calm_count = calm.sum(dim=(1, 2)).clamp(min=1).to(DTYPE)[:, None, None]
     calm_total = (total * calm).sum(dim=(1, 2))[:, None, None]
     floor = MIN_TYPICAL * stack.channels * calm_count
@@ -633,8 +635,12 @@ def _solve_gains(stack: _Stack, surroundings: _Surroundings, grain: torch.Tensor
     # the scale of the hole, cut from elsewhere, would redraw the letters' outline in its pattern.
     thin = torch.tensor([float(plan["depth"].max()) < THIN_HOLE for plan in stack.plans], device=stack.device)
     fine_gain, mid_gain = _grain_gains(missing, grain_powers, (target_lap, target_imm), thin)
-    fine_gain = torch.where(within, torch.zeros_like(fine_gain), fine_gain)
-    mid_gain = torch.where(within, torch.zeros_like(mid_gain), mid_gain)
+    # A copied fill with the camera's noise is only brought down, never given grain on top: the
+    # blocks of a smooth crop are mostly flat, and the gains that make up for them would amplify
+    # what little structure they hold into specks.
+    no_grain = within | (copies_grain & (imm_ratio >= low))
+    fine_gain = torch.where(no_grain, torch.zeros_like(fine_gain), fine_gain)
+    mid_gain = torch.where(no_grain, torch.zeros_like(mid_gain), mid_gain)
     return _Gains(fine_gain, mid_gain, shrink, ceiling, target_lap, target_imm)
 
 
@@ -709,7 +715,7 @@ def _regrain_batch(jobs: list[CropJob], plans: list[dict], feather: float, devic
 class Regrain(BatchesOnDevice, EditStage):
     kind = "clarify"
     name = "regrain"
-    version = "7"  # bump when the output bytes change: finished work is keyed by it
+    version = "8"  # bump when the output bytes change: finished work is keyed by it
 
     def __init__(self, settings: RegrainConfig, device: torch.device, cpu_batch: int | None = None):
         """`cpu_batch`: crops re-grained together on the CPU (1: each alone; more runs CUDA's batching there)."""
