@@ -275,7 +275,7 @@ def main(argv=None) -> int:
     rng = np.random.default_rng(args.seed)
     quality, frames = build_cases(1 if args.quick else 3, 2 if args.quick else 6, 2 if args.quick else 3, rng)
     config = Config()
-    factories = {"telea": Telea, "patchmatch": PyPatchMatch, "exemplar": Exemplar}
+    factories = {"telea": Telea.from_config, "patchmatch": PyPatchMatch, "exemplar": Exemplar.from_config}
     engines = {}
     for name in args.engines.split(","):
         try:

@@ -18,8 +18,9 @@ not take the letters' place), and so does every set whose colour stands apart fr
 Pixels of the other sets that touch the kept strokes go with them: an outline drawn over a
 background of its own colour (a black outline crossing a dark coat) is only partly a set of its
 own, and the part left behind reads as hollow letters. What the strokes close in on every side goes
-too (`enclosed`): the fill inside an outline, even when it is drawn in the photo's own colour. The
-strokes are then grown by a few pixels
+too (`enclosed`): the fill inside an outline, even when it is drawn in the photo's own colour; and so
+does the rest of an outline of one colour that the sets took only the inner edge of (`outline_band`).
+The strokes are then grown by a few pixels
 to take the anti-aliased edges and halos. Where nothing plausible is found the region is kept
 whole: a refinement must never under-remove. Thin photo structures inside the region (a mortar
 line, a wire) go with the text: the price of that rule.
@@ -40,7 +41,12 @@ SMOOTH = 1.0  # px: the blur that averages grain out of the contrast, well under
 RARE_IN_RING = 0.1  # an outline pixel's colour is rarer than this in the ring (ink, not photo)
 ENCLOSED_DEPTH = 0.1  # a hole the strokes close in on, this share of the line's height deep at most, is a letter's fill
 APART = 0.05  # a set whose median colour fewer than this share of the ring reach stands apart: it is kept
-VERSION = "6"  # bump when the strokes found for a region change: finished work is keyed by it
+OUTLINE_DEPTH = 0.1  # of the line's height: the widest outline band taken beside the strokes (2-8 px)
+OUTLINE_TOLERANCE = 20.0  # grey levels (worst channel): an outline's pixels are this near its colour
+OUTLINE_SHARE = 0.6  # of the second ring around the strokes this near its median colour: one colour
+OUTLINE_OWN = 0.5  # ... and more of it nearer that colour than the photo just beyond: an outline
+OUTLINE_APART = 16.0  # grey levels (worst channel): where the outline's colour is this far from the photo beside it
+VERSION = "7"  # bump when the strokes found for a region change: finished work is keyed by it
 
 
 def _odd(value: float, low: int, high: int) -> int:
@@ -169,7 +175,54 @@ def _strokes(pixels: np.ndarray, inside: np.ndarray) -> np.ndarray | None:
     cover = np.count_nonzero(strokes) / max(np.count_nonzero(inside), 1)
     if cover > MAX_COVER:
         return None
-    return strokes
+    return strokes | outline_band(colour, strokes, inside, 2 * half)
+
+
+def outline_band(colour: np.ndarray, strokes: np.ndarray, inside: np.ndarray, height: float) -> np.ndarray:
+    """The rest of an outline drawn in one colour around `strokes`: pixels of `inside` up to
+    OUTLINE_DEPTH of the line's `height` (2-8 px) from the strokes, joined to them, nearer that colour
+    than the photo just beyond. Over a photo as dark as a dark outline the outline is a set of its own
+    nowhere, yet its outer pixels, left beyond the grown strokes, read as a hairline around every
+    letter, and the fill's membrane, pinned to them, darkens around them.
+
+    The outline's colour is the median of the second ring around the strokes (the first is the
+    letters' anti-aliased edge). It counts as an outline when most of that ring is within
+    OUTLINE_TOLERANCE of it, and more than OUTLINE_OWN of the ring is nearer it than the photo's local
+    mean just beyond: around plain letters the ring is photo, the colour of the photo beside it (a
+    caption over a clear sky has a uniform ring of sky, which is no outline). A pixel is taken where
+    that colour stands OUTLINE_APART from the photo beside it."""
+    reach = int(np.clip(round(OUTLINE_DEPTH * height), 2, 8))
+    distance = cv2.distanceTransform((~strokes).astype(np.uint8), cv2.DIST_L2, 5)
+    touching = (distance > 0) & (distance < 1.5)
+    second = (distance >= 1.5) & (distance < 2.5)
+    beyond = (distance > reach + 1) & (distance <= reach + 4)
+    none = np.zeros_like(strokes)
+    if np.count_nonzero(second) < MIN_RING or not beyond.any():
+        return none
+    edge = np.median(colour[second], axis=0)
+    if np.mean(np.abs(colour[second] - edge).max(axis=-1) <= OUTLINE_TOLERANCE) < OUTLINE_SHARE:
+        return none
+
+    def local_mean(side: int) -> tuple[np.ndarray, np.ndarray]:
+        weight = cv2.boxFilter(beyond.astype(np.float32), -1, (side, side), normalize=False)
+        total = cv2.boxFilter(colour * beyond[..., None], -1, (side, side), normalize=False).reshape(colour.shape)
+        return total / np.maximum(weight, 1e-6)[..., None], weight > 0
+
+    photo, has_photo = local_mean(6 * reach + 1)
+    # Between close letters nothing lies beyond the band that near: the photo's colour from a line's height around.
+    wide, _ = local_mean(max(6 * reach + 1, 2 * int(height) + 1))
+    photo = np.where(has_photo[..., None], photo, wide)
+    off_photo = np.abs(colour - photo).max(axis=-1)
+    off_edge = np.abs(colour - edge).max(axis=-1)
+    if np.mean(off_edge[second] < off_photo[second]) < OUTLINE_OWN:
+        return none
+    apart = np.abs(edge - photo).max(axis=-1) >= OUTLINE_APART
+    band = apart & (off_edge <= OUTLINE_TOLERANCE) & (off_edge < off_photo) & (distance <= reach) & inside & ~strokes
+    count, labels = cv2.connectedComponents(band.astype(np.uint8), connectivity=8)
+    keep = np.zeros(count, dtype=bool)
+    keep[np.unique(labels[band & touching])] = True
+    keep[0] = False
+    return keep[labels]
 
 
 def enclosed(strokes: np.ndarray, inside: np.ndarray, height: float) -> np.ndarray:

@@ -79,27 +79,39 @@ def _diffused(pixels: np.ndarray, hole: np.ndarray) -> np.ndarray:
     return filled.reshape(*hole.shape, -1).astype(np.float32)
 
 
-def _remnant_parts(original: np.ndarray, final: np.ndarray, region: np.ndarray) -> tuple[float, float]:
-    """(projection, energy) of one region's crop: the sums whose ratio is its remnant score."""
+def _remnant_reference(original: np.ndarray, region: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """What one region's crop is measured against, from the original alone: the diffused estimate
+    (HxWxC) and the pixels whose departure from it is text (HxW); None without a ring to learn from."""
     depth = cv2.distanceTransform(np.pad(region, 1).astype(np.uint8), cv2.DIST_L2, 3)
     band = int(np.clip(np.ceil(depth.max()), 4, 48))  # as deep as the region: the same diffusion distance
     ring = (cv2.dilate(region.astype(np.uint8), _disc(band)) > 0) & ~region
     if np.count_nonzero(ring) < MIN_PIXELS:
-        return 0.0, 0.0
+        return None
     estimate = _diffused(original, region)
     before = original.reshape(*region.shape, -1).astype(np.float32) - estimate
-    after = final.reshape(*region.shape, -1).astype(np.float32) - estimate
     # The photo's own departure from a diffusion of the same depth: the ring diffused from beyond it.
     photo = np.abs(original.reshape(*region.shape, -1).astype(np.float32) - _diffused(original, ring | region))
     floor = max(float(np.percentile(photo[ring].max(axis=-1), REMNANT_QUANTILE)), 10.0)
-    text = region & (np.abs(before).max(axis=-1) > floor)
+    return estimate, region & (np.abs(before).max(axis=-1) > floor)
+
+
+def _remnant_parts(original: np.ndarray, final: np.ndarray, reference) -> tuple[float, float]:
+    """(projection, energy) of one region's crop: the sums whose ratio is its remnant score."""
+    if reference is None:
+        return 0.0, 0.0
+    estimate, text = reference
+    before = original.reshape(*text.shape, -1).astype(np.float32) - estimate
+    after = final.reshape(*text.shape, -1).astype(np.float32) - estimate
     return float((after[text] * before[text]).sum()), float((before[text] ** 2).sum())
 
 
-def remnant_score(original: np.ndarray, final: np.ndarray, region: np.ndarray, pad: int = 48) -> float:
+def remnant_score(original: np.ndarray, final: np.ndarray, region: np.ndarray, pad: int = 48,
+                  memo: dict | None = None) -> float:
     """The share of the text's signal in `region` still in `final` (0: gone, 1: untouched); NaN
     when the region holds nothing that stands out from the photo around it. See the module's
-    docstring. `region`: HxW bool, where the text was said to be (before any refinement)."""
+    docstring. `region`: HxW bool, where the text was said to be (before any refinement). `memo`:
+    a dict kept across calls on one original (the candidates of a refused edit), so that each
+    region's reference, two diffusions of the original, is found once."""
     projection = energy = 0.0
     for rows, cols in mask_components(region, pad):
         crop_region = region[rows, cols]
@@ -109,7 +121,12 @@ def remnant_score(original: np.ndarray, final: np.ndarray, region: np.ndarray, p
             size = (max(1, round(crop_region.shape[1] * scale)), max(1, round(crop_region.shape[0] * scale)))
             crops = [cv2.resize(c, size, interpolation=cv2.INTER_AREA) for c in crops]
             crop_region = cv2.resize(crop_region.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0
-        part, total = _remnant_parts(*crops, crop_region)
+        key = (rows.start, rows.stop, cols.start, cols.stop, np.packbits(crop_region).tobytes())
+        if memo is None or key not in memo:
+            reference = _remnant_reference(crops[0], crop_region)
+            if memo is not None:
+                memo[key] = reference
+        part, total = _remnant_parts(*crops, memo[key] if memo is not None else reference)
         projection, energy = projection + part, energy + total
     return projection / energy if energy > 0 else math.nan
 

@@ -102,6 +102,7 @@ class _Edit:
     result: dict = field(default_factory=dict)
     cleaned: np.ndarray | None = None  # the row after Clean, composited in the mask
     clarified: bool = False  # `cleaned` was clarified in place by a batch
+    remnant_memo: dict = field(default_factory=dict)  # the remnant score's references, kept across candidates
 
 
 def _lap(clock: float) -> tuple[float, float]:
@@ -388,7 +389,8 @@ def _measure(edit: _Edit, job: Job, final: np.ndarray, mask: np.ndarray, result:
         # left out (a faint caption beside a strut it took for strokes) are text still there.
         result["text_detected"] = text_still_detected(final, mask, get_stage("detect", "text", job.config),
                                                       region=edit.region)
-        result["remnant_score"] = _nan_to_none(remnant_score(photo.colour, final, edit.region | mask))
+        score = remnant_score(photo.colour, final, edit.region | mask, memo=edit.remnant_memo)
+        result["remnant_score"] = _nan_to_none(score)
         result["text_check_seconds"] = result.get("text_check_seconds", 0.0) + time.perf_counter() - check_started
 
 

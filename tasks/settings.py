@@ -31,6 +31,8 @@ class ExemplarConfig(_Strict):
     features: int = Field(12, ge=2, le=64, description="Principal components a patch is compared by.")
     coarse_size: int = Field(24, ge=4, description="The hole's extent, in pixels, at the coarsest pyramid level.")
     coarse_crop: float = Field(4.0, ge=1.5, description="The crop's shorter side, in patches, at the coarsest level.")
+    max_levels: int = Field(3, ge=0, le=8, description="Deepest pyramid level (3: an eighth of full resolution): "
+                            "coarser, a large hole's layout is matched on texture averaged away.")
     margin_ratio: float = Field(1.0, ge=0, description="Crop margin around a hole, as a multiple of the hole's extent.")
     min_margin: int = Field(24, ge=4, description="Smallest crop margin in pixels.")
     max_margin: int = Field(256, ge=4, description="Largest crop margin in pixels.")

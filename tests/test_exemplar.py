@@ -107,6 +107,16 @@ def test_the_engine_is_built_from_its_own_config_section():
     assert Exemplar.from_config(Config()).params == ExemplarConfig()
 
 
+def test_a_large_hole_is_laid_out_no_coarser_than_an_eighth():
+    from tasks.clean.exemplar import _levels
+
+    hole = np.zeros((1100, 1100), bool)
+    hole[250:850, 250:850] = True  # a 600 px object, as listing photos carry (3-5% of 4 MP)
+    assert _levels(hole, ExemplarConfig()) == 3
+    assert _levels(hole, ExemplarConfig(max_levels=8)) == 4  # the hole's size alone would go deeper
+    assert _levels(hole[200:400, 200:400], ExemplarConfig()) == 2  # a small hole stops on its own
+
+
 def test_crops_of_several_images_batched_fill_as_they_do_alone(monkeypatch):
     """CUDA fills the crops of many images in one batch, padded to one size; run here on the CPU
     with the same code. Each image's fill must be its own: the same as alone up to float rounding

@@ -88,23 +88,27 @@ def clone_fill(image: np.ndarray, hole: np.ndarray, avoid: np.ndarray, ring: int
     if not edge.any():
         edge = near & ~hole
     pixels = image.astype(np.float32).reshape(*hole.shape, -1)
+    taken = avoid | hole
+    ey, ex = np.nonzero(edge)
+    last_y, last_x = hole.shape[0] - 1, hole.shape[1] - 1
     best = None
     side = min(height, width)  # a line's height: shifts of a few heights, any direction
     for reach in CLONE_REACH:
         for k in range(CLONE_DIRECTIONS):
             angle = 2 * np.pi * k / CLONE_DIRECTIONS
             dy, dx = round(reach * side * np.sin(angle)), round(reach * side * np.cos(angle))
-            inside = (ys.min() + dy >= 0 and ys.max() + dy < hole.shape[0]
-                      and xs.min() + dx >= 0 and xs.max() + dx < hole.shape[1])
-            if not inside or _shifted(avoid | hole, dy, dx)[hole].any():
+            inside = (ys.min() + dy >= 0 and ys.max() + dy <= last_y
+                      and xs.min() + dx >= 0 and xs.max() + dx <= last_x)
+            # Only the hole's and the edge's pixels are read: a shift costs what they hold, not the crop.
+            if not inside or taken[ys + dy, xs + dx].any():
                 continue
-            source = _shifted(pixels, dy, dx)
-            cost = float(np.mean((source[edge] - pixels[edge]) ** 2))
+            moved = pixels[np.clip(ey + dy, 0, last_y), np.clip(ex + dx, 0, last_x)]
+            cost = float(np.mean((moved - pixels[ey, ex]) ** 2))
             if best is None or cost < best[0]:
-                best = (cost, source)
+                best = (cost, dy, dx)
     if best is None:
         return image
-    source = best[1]
+    source = _shifted(pixels, best[1], best[2])
     out = pixels.copy()
     # The membrane is pinned to the edge's differences, less their outliers: the pixels right at the
     # edge may hold a hairline the mask missed of the letters (an outline's outer anti-aliasing), and
