@@ -210,14 +210,16 @@ def outline_band(colour: np.ndarray, strokes: np.ndarray, inside: np.ndarray, he
 
     photo, has_photo = local_mean(6 * reach + 1)
     # Between close letters nothing lies beyond the band that near: the photo's colour from a line's height around.
-    wide, _ = local_mean(max(6 * reach + 1, 2 * int(height) + 1))
+    wide, has_wide = local_mean(max(6 * reach + 1, 2 * int(height) + 1))
     photo = np.where(has_photo[..., None], photo, wide)
+    has_photo |= has_wide
     off_photo = np.abs(colour - photo).max(axis=-1)
     off_edge = np.abs(colour - edge).max(axis=-1)
     if np.mean(off_edge[second] < off_photo[second]) < OUTLINE_OWN:
         return none
     apart = np.abs(edge - photo).max(axis=-1) >= OUTLINE_APART
-    band = apart & (off_edge <= OUTLINE_TOLERANCE) & (off_edge < off_photo) & (distance <= reach) & inside & ~strokes
+    band = (apart & has_photo & (off_edge <= OUTLINE_TOLERANCE) & (off_edge < off_photo) & (distance <= reach)
+            & inside & ~strokes)
     count, labels = cv2.connectedComponents(band.astype(np.uint8), connectivity=8)
     keep = np.zeros(count, dtype=bool)
     keep[np.unique(labels[band & touching])] = True

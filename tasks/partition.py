@@ -374,6 +374,7 @@ def _finish(edit: _Edit, job: Job) -> dict:
             log.warning("row %r: could not keep its finished work in the cache: %s", row["image_id"], exc)
     edit.record["write_seconds"] = _lap(clock)[0]
     edit.photo = edit.mask = edit.cleaned = edit.region = None  # a group holds its photos only until written
+    edit.remnant_memo = {}
     return edit.record
 
 
@@ -419,7 +420,9 @@ def _retry_key(config, action: str) -> str:
     if not config.gate.retry or action not in IMAGE_SUITES:
         return "off"
     suite = json.dumps(_image_suite(config, action), sort_keys=True).encode()
-    return f"{RETRY_VERSION}:{hashlib.sha256(suite).hexdigest()[:16]}"
+    # The candidates fill with the exemplar whatever engine the row's class names.
+    exemplar = get_stage("clean", "exemplar", config).version
+    return f"{RETRY_VERSION}:exemplar-{exemplar}:{hashlib.sha256(suite).hexdigest()[:16]}"
 
 
 def _said(name: str, refusals: list[str]) -> str:

@@ -29,7 +29,8 @@ class ExemplarConfig(_Strict):
 
     patch: int = Field(7, ge=3, le=15, description="Patch side in pixels (odd).")
     features: int = Field(12, ge=2, le=64, description="Principal components a patch is compared by.")
-    coarse_size: int = Field(24, ge=4, description="The hole's extent, in pixels, at the coarsest pyramid level.")
+    coarse_size: int = Field(24, ge=4, description="The hole's extent, in pixels, at the coarsest pyramid level "
+                             "(unless max_levels stops the pyramid first).")
     coarse_crop: float = Field(4.0, ge=1.5, description="The crop's shorter side, in patches, at the coarsest level.")
     max_levels: int = Field(3, ge=0, le=8, description="Deepest pyramid level (3: an eighth of full resolution): "
                             "coarser, a large hole's layout is matched on texture averaged away.")
