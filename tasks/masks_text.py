@@ -220,11 +220,7 @@ def outline_band(colour: np.ndarray, strokes: np.ndarray, inside: np.ndarray, he
     apart = np.abs(edge - photo).max(axis=-1) >= OUTLINE_APART
     band = (apart & has_photo & (off_edge <= OUTLINE_TOLERANCE) & (off_edge < off_photo) & (distance <= reach)
             & inside & ~strokes)
-    count, labels = cv2.connectedComponents(band.astype(np.uint8), connectivity=8)
-    keep = np.zeros(count, dtype=bool)
-    keep[np.unique(labels[band & touching])] = True
-    keep[0] = False
-    return keep[labels]
+    return _hysteresis(band.astype(np.float32), band & touching, 0.5)  # the parts joined to the strokes
 
 
 def enclosed(strokes: np.ndarray, inside: np.ndarray, height: float) -> np.ndarray:

@@ -112,6 +112,7 @@ def remnant_score(original: np.ndarray, final: np.ndarray, region: np.ndarray, p
     docstring. `region`: HxW bool, where the text was said to be (before any refinement). `memo`:
     a dict kept across calls on one original (the candidates of a refused edit), so that each
     region's reference, two diffusions of the original, is found once."""
+    memo = {} if memo is None else memo
     projection = energy = 0.0
     for rows, cols in mask_components(region, pad):
         crop_region = region[rows, cols]
@@ -122,11 +123,9 @@ def remnant_score(original: np.ndarray, final: np.ndarray, region: np.ndarray, p
             crops = [cv2.resize(c, size, interpolation=cv2.INTER_AREA) for c in crops]
             crop_region = cv2.resize(crop_region.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0
         key = (rows.start, rows.stop, cols.start, cols.stop, np.packbits(crop_region).tobytes())
-        if memo is None or key not in memo:
-            reference = _remnant_reference(crops[0], crop_region)
-            if memo is not None:
-                memo[key] = reference
-        part, total = _remnant_parts(*crops, memo[key] if memo is not None else reference)
+        if key not in memo:
+            memo[key] = _remnant_reference(crops[0], crop_region)
+        part, total = _remnant_parts(*crops, memo[key])
         projection, energy = projection + part, energy + total
     return projection / energy if energy > 0 else math.nan
 

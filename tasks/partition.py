@@ -421,7 +421,7 @@ def _retry_key(config, action: str) -> str:
         return "off"
     suite = json.dumps(_image_suite(config, action), sort_keys=True).encode()
     # The candidates fill with the exemplar whatever engine the row's class names.
-    exemplar = get_stage("clean", "exemplar", config).version
+    exemplar = STAGES["clean", "exemplar"].version
     return f"{RETRY_VERSION}:exemplar-{exemplar}:{hashlib.sha256(suite).hexdigest()[:16]}"
 
 
