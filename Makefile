@@ -16,13 +16,14 @@ $(VENV)/.installed: pyproject.toml constraints/core.txt
 	touch $@
 
 # The optional learned enhancer lives in its own virtualenv: spandrel needs torchvision, which
-# needs a different (CUDA, multi-GB) torch build than the core install's CPU one.
+# needs a different (CUDA, multi-GB) torch build than the core install's CPU one. --no-cache-dir: a
+# cached copy of those wheels doubles the disk the install needs (a CI machine ran out of space).
 install-sr: $(VENV_SR)/.installed
 
 $(VENV_SR)/.installed: pyproject.toml constraints/sr.txt
 	$(PYTHON) -m venv $(VENV_SR)
 	$(BIN_SR)/python -m pip install --quiet --upgrade pip
-	$(BIN_SR)/python -m pip install --quiet -c constraints/sr.txt -e ".[test,sr]"
+	$(BIN_SR)/python -m pip install --quiet --no-cache-dir -c constraints/sr.txt -e ".[test,sr]"
 	touch $@
 
 demo: install

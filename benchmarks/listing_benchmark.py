@@ -17,7 +17,8 @@ Scores, with the truth:
   the fill alone and the outline alone (`layers`: a faint fill left inside a removed outline) and
   over windows two ink heights wide slid along the string, the worst kept (`letters`: a letter left
   whole in a string otherwise gone); see `part_remnants`. A row has text left when one of its strings
-  has a remnant or a layer's over 0.08 (LEFT) or a worst window over 0.2 (LEFT_LETTERS);
+  has a remnant or a layer's over 0.08 (LEFT) or a worst window over 0.2 (LEFT_LETTERS); a string
+  that changed the photo by under MIN_CONTRAST grey levels on average (unseen in the input) is not scored;
 - OCR: rapidocr's recogniser (`tasks.detect.text.text_reader`) pointed at the string's box (grown
   by 4 px) of the output reads 2 or more of the string's letters/digits (score >= 0.5); the same
   on the input gives the baseline. OCR misses outlined or faint remnants: the remnant is primary;
@@ -200,11 +201,18 @@ def score_text(case: dict, inp: np.ndarray, out: np.ndarray | None, truth: np.nd
     for string in case["strings"]:
         region = string_region(string, truth.shape)
         entry = {"classes": string["classes"], "text": string["text"], "ocr_in": ocr_reads(ocr, inp, string)}
+        # An overlay that changed the photo by under MIN_CONTRAST grey levels on average (a 50% dark
+        # hairline caption over a dark photo: unseen in the input) has no signal to keep: its whole
+        # remnant is JPEG noise over noise (-0.5 to 1.1 on one row for fills that differ by a pixel's
+        # reach), so it is not scored, as its layers and windows are not.
+        contrast = np.abs(inp[region].astype(np.float32) - truth[region]).mean() if region.any() else 0.0
+        entry["unseen"] = bool(contrast < MIN_CONTRAST)
         if out is None:
             entry.update(remnant=1.0, ocr_out=entry["ocr_in"], hf=float("nan"), noise=float("nan"),
                          struct=float("nan"))
         else:
-            entry.update(remnant=remnant(out, inp, truth, region), **part_remnants(out, inp, truth, string),
+            whole = float("nan") if entry["unseen"] else remnant(out, inp, truth, region)
+            entry.update(remnant=whole, **part_remnants(out, inp, truth, string),
                          ocr_out=ocr_reads(ocr, out, string), **score(out, truth, region))
         entry["left"] = (entry["remnant"] > LEFT or entry.get("layers", 0.0) > LEFT
                          or entry.get("letters", 1.0) > LEFT_LETTERS)
@@ -241,7 +249,8 @@ def score_rows(folder: Path, cases: list[dict], rows: dict[str, dict], peer) -> 
         result = {"case": case, "row": row, "status": row["status"] if out is not None else "no output"}
         if case["kind"] in TEXT_KINDS:
             result["strings"] = score_text(case, inp, out, truth, ocr)
-            result["remnant"] = max((s["remnant"] for s in result["strings"]), default=0.0)
+            result["remnant"] = max((s["remnant"] for s in result["strings"] if not np.isnan(s["remnant"])),
+                                    default=float("nan"))
             result["letters"] = max((s["letters"] for s in result["strings"] if "letters" in s), default=1.0)
             layers = [s["layers"] for s in result["strings"] if not np.isnan(s.get("layers", float("nan")))]
             result["layers"] = max(layers, default=float("nan"))
@@ -282,7 +291,7 @@ def _crop_box(result: dict, shape) -> tuple[slice, slice]:
     case = result["case"]
     if result.get("strings"):
         worst = max(range(len(case["strings"])),
-                    key=lambda k: max(result["strings"][k]["remnant"], result["strings"][k].get("letters", 1.0)))
+                    key=lambda k: np.nanmax([result["strings"][k]["remnant"], result["strings"][k].get("letters", 1.0)]))
         x0, y0, x1, y1 = case["strings"][worst]["box"]
     elif case["kind"] == "blur":
         x0, y0, x1, y1 = (int(v) for v in case["box"])
@@ -312,7 +321,7 @@ def example_picture(folder: Path, scored: list[dict], path: Path, seed: int) -> 
     """Input / output / truth crops of the worst 6 rows (highest remnant or letters remnant; no output
     first) and 3 others drawn at random."""
     def badness(result):
-        return 2.0 if result["status"] == "no output" else max(result.get("remnant", -1.0), result.get("letters", -1.0))
+        return 2.0 if result["status"] == "no output" else np.nanmax([result.get("remnant", -1.0), result.get("letters", -1.0)])
 
     ranked = sorted(scored, key=badness, reverse=True)
     worst = ranked[:6]
@@ -370,10 +379,10 @@ def kind_table(scored: list[dict]) -> list[str]:
             continue
         left = [sum(r["left"] and r["status"] == status for r in part) for status in ("published", "quarantined", "no output")]
         strings = [s for r in part for s in r["strings"]]
-        remnants = [r["remnant"] for r in part]
+        remnants = [r["remnant"] for r in part if not np.isnan(r["remnant"])]
         whole = sum(r["status"] == "no output" or r["remnant"] > LEFT for r in part)
         lines.append(f"| {kind} | {len(part)} | **{sum(left)}**: {left[0]} / {left[1]} / {left[2]} | {whole} | "
-                     f"{_number(_median(remnants), '.3f')} | {_number(max(remnants), '.3f')} | "
+                     f"{_number(_median(remnants), '.3f')} | {_number(max(remnants, default=float('nan')), '.3f')} | "
                      f"{_number(max(r['letters'] for r in part), '.3f')} | {len(strings)} | "
                      f"{sum(s['ocr_in'] for s in strings)} | {sum(s['ocr_out'] for s in strings)} | {quarantined} |")
     return lines
