@@ -58,14 +58,15 @@ def split_by_width(holes: np.ndarray, thin_width: float) -> tuple[np.ndarray, np
 
 CLONE_REACH = (1.25, 1.6, 2.0, 2.5, 3.0)  # candidate shifts' lengths, in the group's heights
 CLONE_DIRECTIONS = 16  # and their directions, evenly round: a texture's grain runs its own way
+MEMBRANE_REACH = 16  # px: more than the membrane's fast marching radius (5) and median window (2) together
 OUTLIER = 16.0  # grey levels: an edge difference this far from its 5x5 median is a hairline of letter, not photo
 
 
-def _shifted(image: np.ndarray, dy: int, dx: int) -> np.ndarray:
-    """`image` moved by (dy, dx): out[y, x] = image[y + dy, x + dx], edges repeated."""
+def _shifted(image: np.ndarray, dy: int, dx: int, box: tuple[slice, slice]) -> np.ndarray:
+    """`image` moved by (dy, dx) over `box` (rows, cols): out[y, x] = image[y + dy, x + dx], edges repeated."""
     height, width = image.shape[:2]
-    ys = np.clip(np.arange(height) + dy, 0, height - 1)
-    xs = np.clip(np.arange(width) + dx, 0, width - 1)
+    ys = np.clip(np.arange(box[0].start, min(box[0].stop, height)) + dy, 0, height - 1)
+    xs = np.clip(np.arange(box[1].start, min(box[1].stop, width)) + dx, 0, width - 1)
     return image[ys][:, xs]
 
 
@@ -108,7 +109,6 @@ def clone_fill(image: np.ndarray, hole: np.ndarray, avoid: np.ndarray, ring: int
                 best = (cost, dy, dx)
     if best is None:
         return image
-    source = _shifted(pixels, best[1], best[2])
     out = pixels.copy()
     # The membrane is pinned to the edge's differences, less their outliers: the pixels right at the
     # edge may hold a hairline the mask missed of the letters (an outline's outer anti-aliasing), and
@@ -116,8 +116,15 @@ def clone_fill(image: np.ndarray, hole: np.ndarray, avoid: np.ndarray, ring: int
     holes = (hole | avoid).astype(np.uint8)  # the membrane is found over the other letters too, whole
     # The median's window across the edge sees the hole as filled from two pixels further out.
     halo = cv2.dilate(holes, np.ones((5, 5), np.uint8))
+    # The membrane reads nothing further than MEMBRANE_REACH from the halo (fast marching's radius, the
+    # median's window): worked out on that box alone, it is the same, at a fraction of the crop's cost.
+    hy, hx = np.nonzero(halo)
+    box = (slice(max(0, hy.min() - MEMBRANE_REACH), hy.max() + MEMBRANE_REACH + 1),
+           slice(max(0, hx.min() - MEMBRANE_REACH), hx.max() + MEMBRANE_REACH + 1))
+    hole, holes, halo = hole[box], holes[box], halo[box]
+    source = _shifted(pixels, best[1], best[2], box)
     for c in range(pixels.shape[-1]):
-        difference = pixels[..., c] - source[..., c]
+        difference = pixels[box][..., c] - source[..., c]
         rough = cv2.inpaint(np.where(halo > 0, 0, difference).astype(np.float32), halo, 5, cv2.INPAINT_TELEA)
         rough[holes == 0] = difference[holes == 0]
         median = cv2.medianBlur(rough, 5)
@@ -125,7 +132,7 @@ def clone_fill(image: np.ndarray, hole: np.ndarray, avoid: np.ndarray, ring: int
         # leave a step of the texture's size all round the hole.
         difference = np.where(holes > 0, 0, np.where(np.abs(difference - median) > OUTLIER, median, difference))
         correction = cv2.inpaint(difference, holes, 5, cv2.INPAINT_TELEA)
-        out[..., c][hole] = (source[..., c] + correction)[hole]
+        out[box][..., c][hole] = (source[..., c] + correction)[hole]
     return np.clip(np.rint(out), 0, 255).astype(np.uint8).reshape(image.shape)
 
 
@@ -171,6 +178,7 @@ class TextRemover(EditStage):
 
 
 CHUNK = 3.0  # a long group is cloned in pieces this many times its height: each piece finds its own source
+MAX_JOIN = 64  # px: the widest gap between the letters of one group
 
 
 def fill_wide(image: np.ndarray, wide: np.ndarray, strokes: np.ndarray) -> np.ndarray:
@@ -179,12 +187,20 @@ def fill_wide(image: np.ndarray, wide: np.ndarray, strokes: np.ndarray) -> np.nd
     for a whole line copies a strip of whatever lies beside it); `strokes`: every letter pixel,
     never copied into a hole (pieces already filled are photo again and may be)."""
     out = image.copy()
-    thickness = cv2.distanceTransform(np.pad(wide, 1).astype(np.uint8), cv2.DIST_L2, 3).max()
-    join = int(np.clip(4 * thickness, 3, 64)) | 1
-    groups = cv2.dilate(wide.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (join, join)))
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(groups, connectivity=8)
-    left = strokes.copy()
     frame_h, frame_w = wide.shape
+    # The groups are found on the strokes' box with room for the widest join, not on the whole frame.
+    ys, xs = np.nonzero(wide)
+    top, left_x = max(0, ys.min() - MAX_JOIN), max(0, xs.min() - MAX_JOIN)
+    box = (slice(top, ys.max() + MAX_JOIN + 1), slice(left_x, xs.max() + MAX_JOIN + 1))
+    thickness = cv2.distanceTransform(np.pad(wide[box], 1).astype(np.uint8), cv2.DIST_L2, 3).max()
+    join = int(np.clip(4 * thickness, 3, MAX_JOIN)) | 1
+    groups = cv2.dilate(wide[box].astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (join, join)))
+    count, boxed, stats, _ = cv2.connectedComponentsWithStats(groups, connectivity=8)
+    stats[:, 0] += left_x
+    stats[:, 1] += top
+    labels = np.zeros(wide.shape, np.int32)
+    labels[box] = boxed
+    left = strokes.copy()
     for label in range(1, count):
         x, y, w, h, _ = stats[label]
         along = w >= h
