@@ -484,10 +484,13 @@ def _candidates(edit: _Edit, job: Job):
         return
     exemplar = get_stage("clean", "exemplar", config)
     if edit.is_text:
+        region = edit.region | edit.mask
+        # Both region candidates start from the same exemplar fill: it is made once.
+        region_fill = _Remembered(exemplar)
         options = [("grown", get_stage("clean", edit.engine_name, config),
-                    _grown(edit.mask, config.text.retry_grow) & (edit.region | edit.mask)),
-                   ("region", exemplar, edit.region | edit.mask),
-                   ("region-rebased", _Rebased(exemplar), edit.region | edit.mask)]
+                    _grown(edit.mask, config.text.retry_grow) & region),
+                   ("region", region_fill, region),
+                   ("region-rebased", _Rebased(region_fill), region)]
     else:
         options = [("rebased", _Rebased(exemplar), edit.mask),
                    ("reseeded", _Reseeded(exemplar), edit.mask),
@@ -507,6 +510,20 @@ class _Rebased:
 
     def __call__(self, image, mask, context):
         return on_diffused_base(image, self.engine(image, mask, context), mask)
+
+
+class _Remembered:
+    """An engine that keeps its last fill: called again on the same image, mask and context (a
+    candidate built on another's fill), it returns that fill instead of making it again."""
+
+    def __init__(self, engine):
+        self.engine, self.name, self.copies_grain = engine, engine.name, engine.copies_grain
+        self.last = None
+
+    def __call__(self, image, mask, context):
+        if self.last is None or self.last[0] is not image or self.last[1] is not mask or self.last[2] != context:
+            self.last = (image, mask, context, self.engine(image, mask, context))
+        return self.last[3]
 
 
 class _Reseeded:

@@ -125,6 +125,27 @@ def test_an_edit_the_image_suite_refuses_is_retried_and_every_attempt_recorded(m
     assert record["candidate"] in tried and record["outside_changed"] == 0
 
 
+def test_the_region_candidates_fill_the_region_once(make_job, tmp_path, monkeypatch):
+    """`region` and `region-rebased` start from the same exemplar fill: it is made once per edit."""
+    from tasks.clean.exemplar import Exemplar
+
+    calls = []
+    fill = Exemplar.__call__
+
+    def counted(self, image, mask, context=None):
+        calls.append(int(mask.sum()))
+        return fill(self, image, mask, context)
+
+    monkeypatch.setattr(Exemplar, "__call__", counted)
+    save(tmp_path / "data" / "img.png", caption(photos.astronaut())[0])
+    job = make_job(gate={"overrides": [{"suite": "image_remove", "expectation": "expect_column_values_to_be_between",
+                                        "column": "seam_score", "kwargs": {"max_value": 1e-6}}]})
+    record = edit_row({"image_id": "t", "_row": 0, "image_uri": "img.png", "boxes": [[50, 370, 420, 440]],
+                       "removal": "text"}, job)
+    assert [attempt.split(":")[0] for attempt in record["attempts"]] == ["first", "grown", "region", "region-rebased"]
+    assert calls == [(440 - 370) * (420 - 50)]  # the box, filled once for both
+
+
 def test_letters_the_refinement_left_out_of_its_region_are_still_text(make_job, tmp_path, monkeypatch):
     """A line region holding a strut and a faint caption, cut to the strut: the letters are left as
     they were, and the text check, which reads the whole region the row marked, still finds them."""
