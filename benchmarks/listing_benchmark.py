@@ -205,13 +205,12 @@ def score_text(case: dict, inp: np.ndarray, out: np.ndarray | None, truth: np.nd
         # hairline caption over a dark photo: unseen in the input) has no signal to keep: its whole
         # remnant is JPEG noise over noise (-0.5 to 1.1 on one row for fills that differ by a pixel's
         # reach), so it is not scored, as its layers and windows are not.
-        contrast = np.abs(inp[region].astype(np.float32) - truth[region]).mean() if region.any() else 0.0
-        entry["unseen"] = bool(contrast < MIN_CONTRAST)
+        unseen = not region.any() or np.abs(inp[region].astype(np.float32) - truth[region]).mean() < MIN_CONTRAST
         if out is None:
             entry.update(remnant=1.0, ocr_out=entry["ocr_in"], hf=float("nan"), noise=float("nan"),
                          struct=float("nan"))
         else:
-            whole = float("nan") if entry["unseen"] else remnant(out, inp, truth, region)
+            whole = float("nan") if unseen else remnant(out, inp, truth, region)
             entry.update(remnant=whole, **part_remnants(out, inp, truth, string),
                          ocr_out=ocr_reads(ocr, out, string), **score(out, truth, region))
         entry["left"] = (entry["remnant"] > LEFT or entry.get("layers", 0.0) > LEFT
