@@ -20,6 +20,8 @@ background of its own colour (a black outline crossing a dark coat) is only part
 own, and the part left behind reads as hollow letters. What the strokes close in on every side goes
 too (`enclosed`): the fill inside an outline, even when it is drawn in the photo's own colour; and so
 does the rest of an outline of one colour that the sets took only the inner edge of (`outline_band`).
+Where a kept set is one opaque ink (even in luma), blobs of the strokes away from that ink's
+pixels, the outline and what they enclose are photo the sets took in between the letters, and go back (`near_ink`).
 The strokes are then grown by a few pixels
 to take the anti-aliased edges and halos. Where nothing plausible is found the region is kept
 whole: a refinement must never under-remove. Thin photo structures inside the region (a mortar
@@ -46,7 +48,11 @@ OUTLINE_TOLERANCE = 20.0  # grey levels (worst channel): an outline's pixels are
 OUTLINE_SHARE = 0.6  # of the second ring around the strokes this near its median colour: one colour
 OUTLINE_OWN = 0.5  # ... and more of it nearer that colour than the photo just beyond: an outline
 OUTLINE_APART = 16.0  # grey levels (worst channel): where the outline's colour is this far from the photo beside it
-VERSION = "7"  # bump when the strokes found for a region change: finished work is keyed by it
+INK_SPREAD = 6.0  # grey levels (luma, robust sd): a set this even is one opaque ink, not photo
+INK_TOLERANCE = 16.0  # grey levels (luma; twice that per channel): a pixel this near an opaque ink's colour is ink
+INK_REACH = 6  # px beside the ink that are letters whatever their colour: a 4 px outline and its anti-aliased edges
+INK_BLOB = 0.1  # of the line's height: a blob of strokes farther from the ink, this wide or more, is photo
+VERSION = "8"  # bump when the strokes found for a region change: finished work is keyed by it
 
 
 def _odd(value: float, low: int, high: int) -> int:
@@ -175,7 +181,43 @@ def _strokes(pixels: np.ndarray, inside: np.ndarray) -> np.ndarray | None:
     cover = np.count_nonzero(strokes) / max(np.count_nonzero(inside), 1)
     if cover > MAX_COVER:
         return None
-    return strokes | outline_band(colour, strokes, inside, 2 * half)
+    band = outline_band(colour, strokes, inside, 2 * half)
+    sets = [candidates for (_, _, candidates, *_), keep in zip(found, kept) if keep]
+    return near_ink(colour, strokes | band, sets, band, inside, 2 * half)
+
+
+def near_ink(colour: np.ndarray, strokes: np.ndarray, sets: list[np.ndarray], band: np.ndarray,
+             inside: np.ndarray, height: float) -> np.ndarray:
+    """`strokes` less the photo they took in: where a kept set is one opaque ink (its
+    luma spread under INK_SPREAD grey levels), the pixels of that ink's colour, the outline `band`
+    and what they enclose (a white fill inside a black outline over a white sky, whatever its
+    colour) are the letters, and a blob of strokes more than INK_REACH px from them, INK_BLOB of the
+    line's `height` across or more, is photo.
+
+    On a busy photo the sets that stand apart from the ring take in the photo between the letters too
+    (a dark room between white letters is rare in a ring of wall): the hole then covers the whole
+    line, and any fill of it drifts from the photo's local level inside the letters. Printed ink is
+    one colour; the photo is not. Semi-transparent ink carries the photo's texture, fails the spread
+    test and is left as found; small pieces (the thin, anti-aliased ends of small letters) stay too.
+    Luma, because JPEG halves the chroma's resolution: a red fill's red channel spreads 25 levels."""
+    luma = colour @ np.array([0.299, 0.587, 0.114], np.float32) if colour.shape[-1] == 3 else colour[..., 0]
+    ink = np.zeros_like(strokes)
+    for pixels in sets:
+        level = float(np.median(luma[pixels]))
+        if 1.4826 * float(np.median(np.abs(luma[pixels] - level))) > INK_SPREAD:
+            continue
+        tint = np.median(colour[pixels], axis=0)
+        ink |= strokes & (np.abs(luma - level) <= INK_TOLERANCE) & (np.abs(colour - tint).max(axis=-1) <= 2 * INK_TOLERANCE)
+    if not ink.any():
+        return strokes
+    disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * INK_REACH + 1, 2 * INK_REACH + 1))
+    near = cv2.dilate((ink | band).astype(np.uint8), disk).astype(bool)
+    near |= enclosed(near, inside, height)
+    far = (strokes & ~near).astype(np.uint8)
+    _, labels, stats, _ = cv2.connectedComponentsWithStats(far, connectivity=8)
+    photo = stats[:, cv2.CC_STAT_AREA] >= (INK_BLOB * height) ** 2
+    photo[0] = False
+    return strokes & ~photo[labels]
 
 
 def outline_band(colour: np.ndarray, strokes: np.ndarray, inside: np.ndarray, height: float) -> np.ndarray:
