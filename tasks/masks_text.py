@@ -21,7 +21,8 @@ own, and the part left behind reads as hollow letters. What the strokes close in
 too (`enclosed`): the fill inside an outline, even when it is drawn in the photo's own colour; and so
 does the rest of an outline of one colour that the sets took only the inner edge of (`outline_band`).
 Where a kept set is one opaque ink (even in luma), blobs of the strokes away from that ink's
-pixels, the outline and what they enclose are photo the sets took in between the letters, and go back (`near_ink`).
+pixels, the outline and what they enclose are photo the sets took in between the letters, and go
+back (`near_ink`).
 The strokes are then grown by a few pixels
 to take the anti-aliased edges and halos. Where nothing plausible is found the region is kept
 whole: a refinement must never under-remove. Thin photo structures inside the region (a mortar
@@ -35,6 +36,7 @@ import numpy as np
 from scipy import ndimage
 
 from tasks.masks import mask_components
+from tasks.probes import luminance
 
 MIN_CONTRAST = 10.0  # grey levels: weaker "strokes" are noise or JPEG ringing, not text
 MIN_RING = 64  # ring pixels needed to trust the texture floor measured there
@@ -200,7 +202,7 @@ def near_ink(colour: np.ndarray, strokes: np.ndarray, sets: list[np.ndarray], ba
     one colour; the photo is not. Semi-transparent ink carries the photo's texture, fails the spread
     test and is left as found; small pieces (the thin, anti-aliased ends of small letters) stay too.
     Luma, because JPEG halves the chroma's resolution: a red fill's red channel spreads 25 levels."""
-    luma = colour @ np.array([0.299, 0.587, 0.114], np.float32) if colour.shape[-1] == 3 else colour[..., 0]
+    luma = luminance(colour if colour.shape[-1] == 3 else colour[..., 0])
     ink = np.zeros_like(strokes)
     for pixels in sets:
         level = float(np.median(luma[pixels]))
