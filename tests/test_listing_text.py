@@ -8,12 +8,13 @@ from helpers import save
 from PIL import Image, ImageDraw, ImageFont
 from skimage import data as photos
 
-from tasks.clean.text import clone_fill, split_by_width
+from tasks.clean.text import TextRemover, clone_fill, smooth_parts, split_by_width
 from tasks.config import Config
 from tasks.masks_text import refine_text_mask
 from tasks.measure import remnant_score
 from tasks.partition import edit_row
 from tasks.probes import immerkaer_sigma, luminance
+from tasks.settings import TextConfig
 from tasks.stages import EditContext
 
 FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf"
@@ -91,6 +92,29 @@ def test_wide_strokes_are_cloned_with_the_photos_grain_and_thin_ones_left_to_inp
     ring[70:100, 40:260] = True
     # Copied pixels carry the photo's grain: no smudge (a diffusion fill's sigma is a fraction of it).
     assert 0.6 <= immerkaer_sigma(lum_in, wide) / immerkaer_sigma(lum_out, ring) <= 1.6
+
+
+def test_wide_letters_over_a_smooth_sky_are_filled_from_their_edge_not_cloned():
+    # Issue 13 (listing rows 013, 034): over a smooth sky a clone copies in what lies a few heights
+    # away, here the cameraman's camera and coat, in the letters' shape (41 grey levels off the sky).
+    truth = np.ascontiguousarray(np.repeat(photos.camera()[0:220, :, None], 3, axis=2))
+    layer = Image.new("L", (512, 220), 0)
+    ImageDraw.Draw(layer).text((40, 40), "SOLD", font=ImageFont.truetype(FONT, 90), fill=255)
+    ink = np.asarray(layer) > 0
+    hole = cv2.dilate(ink.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+    image = truth.copy()
+    image[ink] = (30, 200, 60)
+    sky = hole.copy()
+    sky[:, 150:] = False  # "S" and "O": the "L" and "D" lie over the cameraman's hair
+    assert smooth_parts(image, hole, hole, 3.0)[sky].all()
+    assert not smooth_parts(image, hole, hole, 3.0)[hole & ~sky].all()
+    context = EditContext("t", "text", "remove", 0, Config(), strokes_refined=True)
+    errors = {}
+    for grain in (3.0, 0.0):
+        out = TextRemover(TextConfig(smooth_grain=grain))(image, hole, context)
+        assert (out[~hole] == image[~hole]).all()
+        errors[grain] = np.abs(out.astype(int) - truth.astype(int)).max(axis=-1)[sky].mean()
+    assert errors[3.0] < 8 and errors[0.0] > 20, errors
 
 
 def test_remnant_score_sees_letters_the_mask_missed_and_not_a_clean_fill():

@@ -13,7 +13,10 @@ hole is then filled by the method that suits its width:
   both sides of every stroke, and nothing is re-invented;
 - wider strokes (the 10-25 px letters of 56-160 px listing text, a whole box where no strokes
   could be told from the photo) by `clone_fill`, the photo beside them copied in and blended:
-  diffusion across them leaves a smear in the letters' shape, which is the text still there.
+  diffusion across them leaves a smear in the letters' shape, which is the text still there;
+- except wide letters over a smooth photo (a sky, a wall, a dark cloud: `text.smooth_grain`),
+  filled from their edge alone by `membrane_fill`: there diffusion is what the photo holds, and
+  a copy of the photo beside them would bring in what lies there (a spark, a cloud's edge).
 
 The thin parts are filled first, so a clone may copy from them once they hold no letters. Pixels
 of the mask outside the strokes are returned unchanged.
@@ -27,6 +30,7 @@ import numpy as np
 from tasks.clean.unblend import unblend
 from tasks.masks import mask_components
 from tasks.masks_text import refine_text_mask
+from tasks.probes import luminance
 from tasks.settings import TextConfig
 from tasks.stages import EditContext, EditStage
 
@@ -109,6 +113,23 @@ def clone_fill(image: np.ndarray, hole: np.ndarray, avoid: np.ndarray, ring: int
                 best = (cost, dy, dx)
     if best is None:
         return image
+    return _pinned(image, hole, avoid, (best[1], best[2]))
+
+
+def membrane_fill(image: np.ndarray, hole: np.ndarray, avoid: np.ndarray) -> np.ndarray:
+    """`hole` filled from its edge alone: `clone_fill`'s membrane with nothing copied under it, a
+    diffusion pinned to the edge less its outliers (a hairline of letter the mask missed).
+
+    For letters over a smooth photo (a sky, a wall, a dark cloud): there a diffusion is what the
+    photo holds under them, and Clarify's regrain gives it the camera's grain back, where a copy
+    of the photo a few heights away brings in whatever lies there (a spark, a cloud's edge) in
+    the letters' shape."""
+    return _pinned(image, hole, avoid, None)
+
+
+def _pinned(image: np.ndarray, hole: np.ndarray, avoid: np.ndarray, shift: tuple[int, int] | None) -> np.ndarray:
+    """`image` moved by `shift` (none: zero) over `hole`, plus the membrane that meets the hole's edge."""
+    pixels = image.astype(np.float32).reshape(*hole.shape, -1)
     out = pixels.copy()
     # The membrane is pinned to the edge's differences, less their outliers: the pixels right at the
     # edge may hold a hairline the mask missed of the letters (an outline's outer anti-aliasing), and
@@ -122,7 +143,7 @@ def clone_fill(image: np.ndarray, hole: np.ndarray, avoid: np.ndarray, ring: int
     box = (slice(max(0, hy.min() - MEMBRANE_REACH), hy.max() + MEMBRANE_REACH + 1),
            slice(max(0, hx.min() - MEMBRANE_REACH), hx.max() + MEMBRANE_REACH + 1))
     hole, holes, halo = hole[box], holes[box], halo[box]
-    source = _shifted(pixels, best[1], best[2], box)
+    source = _shifted(pixels, *shift, box) if shift else np.zeros((*hole.shape, pixels.shape[-1]), np.float32)
     for c in range(pixels.shape[-1]):
         difference = pixels[box][..., c] - source[..., c]
         rough = cv2.inpaint(np.where(halo > 0, 0, difference).astype(np.float32), halo, 5, cv2.INPAINT_TELEA)
@@ -139,7 +160,7 @@ def clone_fill(image: np.ndarray, hole: np.ndarray, avoid: np.ndarray, ring: int
 class TextRemover(EditStage):
     kind = "clean"
     name = "text"
-    version = "4"  # bump when the output bytes change: finished work is keyed by it (4: the edge is photo only)
+    version = "5"  # bump when the output bytes change: finished work is keyed by it (5: smooth letters by the membrane)
 
     def __init__(self, settings: TextConfig = TextConfig()):
         self.settings = settings
@@ -173,7 +194,7 @@ class TextRemover(EditStage):
             hole = thin[rows, cols] if image.ndim == 2 else thin[rows, cols, None]
             out[rows, cols] = np.where(hole, filled, image[rows, cols])
         if wide.any():
-            out = fill_wide(out, wide, strokes)
+            out = fill_wide(out, wide, strokes, self.settings.smooth_grain)
         return out
 
 
@@ -181,11 +202,13 @@ CHUNK = 3.0  # a long group is cloned in pieces this many times its height: each
 MAX_JOIN = 64  # px: the widest gap between the letters of one group
 
 
-def fill_wide(image: np.ndarray, wide: np.ndarray, strokes: np.ndarray) -> np.ndarray:
+def fill_wide(image: np.ndarray, wide: np.ndarray, strokes: np.ndarray, smooth_grain: float = 0.0) -> np.ndarray:
     """Each group of wide strokes (the letters of a word or line, joined across their gaps) filled
     by `clone_fill` on a crop around it, a long group piece by piece along its length (one shift
     for a whole line copies a strip of whatever lies beside it); `strokes`: every letter pixel,
-    never copied into a hole (pieces already filled are photo again and may be)."""
+    never copied into a hole (pieces already filled are photo again and may be). The letters of a
+    piece over a smooth photo (`smooth_parts`, under `smooth_grain`) are filled first, by
+    `membrane_fill`."""
     out = image.copy()
     frame_h, frame_w = wide.shape
     # The groups are found on the strokes' box with room for the widest join, not on the whole frame.
@@ -218,8 +241,36 @@ def fill_wide(image: np.ndarray, wide: np.ndarray, strokes: np.ndarray) -> np.nd
             hole &= piece
             if not hole.any():
                 continue
-            filled = clone_fill(out[rows, cols], hole, left[rows, cols] & ~hole)
-            target = out[rows, cols]
-            target[hole] = filled[hole]
-            left[rows, cols] &= ~hole
+            smooth = smooth_parts(out[rows, cols], hole, left[rows, cols], smooth_grain)
+            for part, fill in ((smooth, membrane_fill), (hole & ~smooth, clone_fill)):
+                if part.any():
+                    filled = fill(out[rows, cols], part, left[rows, cols] & ~part)
+                    target = out[rows, cols]
+                    target[part] = filled[part]
+                    left[rows, cols] &= ~part
     return out
+
+
+GRAIN_SIGMA = 3.0  # px: the photo's grain is its departure from a Gaussian of this size
+GRAIN_RING = 10  # px: the photo around a letter whose grain decides how the letter is filled
+
+
+def smooth_parts(image: np.ndarray, hole: np.ndarray, strokes: np.ndarray, grain_limit: float) -> np.ndarray:
+    """The connected parts of `hole` (letters) whose photo within GRAIN_RING px, strokes left out,
+    has a median grain (|luma - its Gaussian blur|) under `grain_limit` grey levels."""
+    smooth = np.zeros_like(hole)
+    if grain_limit <= 0:
+        return smooth
+    luma = luminance(image)
+    grain = np.abs(luma - cv2.GaussianBlur(luma, (0, 0), GRAIN_SIGMA))
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(hole.astype(np.uint8), connectivity=8)
+    disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * GRAIN_RING + 1,) * 2)
+    for label in range(1, count):
+        x, y, w, h, _ = stats[label]
+        rows = slice(max(0, y - GRAIN_RING), y + h + GRAIN_RING)
+        cols = slice(max(0, x - GRAIN_RING), x + w + GRAIN_RING)
+        part = labels[rows, cols] == label
+        ring = (cv2.dilate(part.astype(np.uint8), disk) > 0) & ~strokes[rows, cols]
+        if ring.any() and float(np.median(grain[rows, cols][ring])) < grain_limit:
+            smooth[rows, cols] |= part
+    return smooth
