@@ -124,26 +124,51 @@ def membrane_fill(image: np.ndarray, hole: np.ndarray, avoid: np.ndarray) -> np.
     photo holds under them, and Clarify's regrain gives it the camera's grain back, where a copy
     of the photo a few heights away brings in whatever lies there (a spark, a cloud's edge) in
     the letters' shape."""
-    return _pinned(image, hole, avoid, None)
+    # Letters farther than MEMBRANE_REACH are left out: filled one by one, a line's letters would each
+    # cost fast marching over all the others.
+    box, holes, halo = _membrane_box(hole, avoid, near=True)
+    hole = hole[box]
+    # With nothing copied the membrane is the photo itself, in 0-255: every channel in one pass of
+    # fast marching (its weights are the hole's geometry alone), a third of the per-channel cost on
+    # the large holes a whole line region makes.
+    crop = image[box]
+    mask = halo[..., None] if crop.ndim == 3 else halo
+    rough = cv2.inpaint(np.where(mask > 0, 0, crop).astype(np.uint8), halo, 5, cv2.INPAINT_TELEA)
+    rough[holes == 0] = crop[holes == 0]
+    median = cv2.medianBlur(rough, 5)
+    far = np.abs(crop.astype(np.int16) - median) > OUTLIER
+    pinned = np.where(far, median, crop)
+    pinned[holes > 0] = 0
+    filled = cv2.inpaint(pinned, holes, 5, cv2.INPAINT_TELEA)
+    out = image.copy()
+    out[box][hole] = filled[hole]
+    return out
 
 
-def _pinned(image: np.ndarray, hole: np.ndarray, avoid: np.ndarray, shift: tuple[int, int] | None) -> np.ndarray:
-    """`image` moved by `shift` (none: zero) over `hole`, plus the membrane that meets the hole's edge."""
-    pixels = image.astype(np.float32).reshape(*hole.shape, -1)
-    out = pixels.copy()
-    # The membrane is pinned to the edge's differences, less their outliers: the pixels right at the
-    # edge may hold a hairline the mask missed of the letters (an outline's outer anti-aliasing), and
-    # pinned to it the whole fill takes the letters' colour, their shape drawn back.
+def _membrane_box(hole: np.ndarray, avoid: np.ndarray, near: bool = False) -> tuple[tuple[slice, slice], np.ndarray, np.ndarray]:
+    """The box the membrane is worked out on, and the holes (`hole` and `avoid`) and their 2 px halo
+    over it; `near`: the box reaches as far as `hole` needs, not as far as every letter of `avoid`."""
     holes = (hole | avoid).astype(np.uint8)  # the membrane is found over the other letters too, whole
     # The median's window across the edge sees the hole as filled from two pixels further out.
     halo = cv2.dilate(holes, np.ones((5, 5), np.uint8))
     # The membrane reads nothing further than MEMBRANE_REACH from the halo (fast marching's radius, the
     # median's window): worked out on that box alone, it is the same, at a fraction of the crop's cost.
-    hy, hx = np.nonzero(halo)
+    hy, hx = np.nonzero(cv2.dilate(hole.astype(np.uint8), np.ones((5, 5), np.uint8)) if near else halo)
     box = (slice(max(0, hy.min() - MEMBRANE_REACH), hy.max() + MEMBRANE_REACH + 1),
            slice(max(0, hx.min() - MEMBRANE_REACH), hx.max() + MEMBRANE_REACH + 1))
-    hole, holes, halo = hole[box], holes[box], halo[box]
-    source = _shifted(pixels, *shift, box) if shift else np.zeros((*hole.shape, pixels.shape[-1]), np.float32)
+    return box, holes[box], halo[box]
+
+
+def _pinned(image: np.ndarray, hole: np.ndarray, avoid: np.ndarray, shift: tuple[int, int]) -> np.ndarray:
+    """`image` moved by `shift` over `hole`, plus the membrane that meets the hole's edge."""
+    pixels = image.astype(np.float32).reshape(*hole.shape, -1)
+    out = pixels.copy()
+    # The membrane is pinned to the edge's differences, less their outliers: the pixels right at the
+    # edge may hold a hairline the mask missed of the letters (an outline's outer anti-aliasing), and
+    # pinned to it the whole fill takes the letters' colour, their shape drawn back.
+    box, holes, halo = _membrane_box(hole, avoid)
+    hole = hole[box]
+    source = _shifted(pixels, *shift, box)
     for c in range(pixels.shape[-1]):
         difference = pixels[box][..., c] - source[..., c]
         rough = cv2.inpaint(np.where(halo > 0, 0, difference).astype(np.float32), halo, 5, cv2.INPAINT_TELEA)
