@@ -117,6 +117,19 @@ def test_wide_letters_over_a_smooth_sky_are_filled_from_their_edge_not_cloned():
     assert errors[3.0] < 8 and errors[0.0] > 20, errors
 
 
+def test_a_wide_hole_no_copy_fits_is_filled_from_its_edge_not_left_with_its_letters():
+    # A whole line region the crop has no room to copy from: the clone used to hand the letters back.
+    truth = np.ascontiguousarray(np.repeat(photos.camera()[0:120, 0:200, None], 3, axis=2))
+    hole = np.zeros(truth.shape[:2], bool)
+    hole[20:100, 20:180] = True
+    image = truth.copy()
+    image[hole] = (0, 255, 0)
+    out = clone_fill(image, hole, np.zeros_like(hole))
+    assert (out[~hole] == image[~hole]).all()
+    assert (out[hole] != image[hole]).any(axis=-1).all()
+    assert np.abs(out.astype(int) - truth.astype(int)).max(axis=-1)[hole].mean() < 12
+
+
 def test_remnant_score_sees_letters_the_mask_missed_and_not_a_clean_fill():
     truth = photos.astronaut()
     image, ink, fill = caption(truth)

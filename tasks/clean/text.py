@@ -82,7 +82,8 @@ def clone_fill(image: np.ndarray, hole: np.ndarray, avoid: np.ndarray, ring: int
 
     The source is the hole moved by a few of its heights in one of `CLONE_DIRECTIONS` directions:
     the shift whose copy of the hole's `ring` matches the ring best, among those that take no
-    pixel of the hole itself or of `avoid` (other letters) into it. `image`: a crop (HxWxC or HxW uint8)."""
+    pixel of the hole itself or of `avoid` (other letters) into it; where none does, `membrane_fill`.
+    `image`: a crop (HxWxC or HxW uint8)."""
     ys, xs = np.nonzero(hole)
     height, width = int(ys.max() - ys.min() + 1), int(xs.max() - xs.min() + 1)
     # The edge is photo only: another letter beside the hole (not yet filled, or filled by fast
@@ -112,7 +113,9 @@ def clone_fill(image: np.ndarray, hole: np.ndarray, avoid: np.ndarray, ring: int
             if best is None or cost < best[0]:
                 best = (cost, dy, dx)
     if best is None:
-        return image
+        # No copy of the hole fits in the crop without taking letters (a whole line region): filled
+        # from its edge, rather than left with its letters.
+        return membrane_fill(image, hole, avoid)
     return _pinned(image, hole, avoid, (best[1], best[2]))
 
 
