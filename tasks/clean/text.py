@@ -116,7 +116,24 @@ def clone_fill(image: np.ndarray, hole: np.ndarray, avoid: np.ndarray, ring: int
         # No copy of the hole fits in the crop without taking letters (a whole line region): filled
         # from its edge, rather than left with its letters.
         return membrane_fill(image, hole, avoid)
-    return _pinned(image, hole, avoid, (best[1], best[2]))
+    out = pixels.copy()
+    # The membrane is pinned to the edge's differences, less their outliers: the pixels right at the
+    # edge may hold a hairline the mask missed of the letters (an outline's outer anti-aliasing), and
+    # pinned to it the whole fill takes the letters' colour, their shape drawn back.
+    box, holes, halo = _membrane_box(hole, avoid)
+    hole = hole[box]
+    source = _shifted(pixels, best[1], best[2], box)
+    for c in range(pixels.shape[-1]):
+        difference = pixels[box][..., c] - source[..., c]
+        rough = cv2.inpaint(np.where(halo > 0, 0, difference).astype(np.float32), halo, 5, cv2.INPAINT_TELEA)
+        rough[holes == 0] = difference[holes == 0]
+        median = cv2.medianBlur(rough, 5)
+        # Only outliers are replaced: everywhere else the fill meets the edge's own pixels, or it would
+        # leave a step of the texture's size all round the hole.
+        difference = np.where(holes > 0, 0, np.where(np.abs(difference - median) > OUTLIER, median, difference))
+        correction = cv2.inpaint(difference, holes, 5, cv2.INPAINT_TELEA)
+        out[box][..., c][hole] = (source[..., c] + correction)[hole]
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8).reshape(image.shape)
 
 
 def membrane_fill(image: np.ndarray, hole: np.ndarray, avoid: np.ndarray) -> np.ndarray:
@@ -160,29 +177,6 @@ def _membrane_box(hole: np.ndarray, avoid: np.ndarray, near: bool = False) -> tu
     box = (slice(max(0, hy.min() - MEMBRANE_REACH), hy.max() + MEMBRANE_REACH + 1),
            slice(max(0, hx.min() - MEMBRANE_REACH), hx.max() + MEMBRANE_REACH + 1))
     return box, holes[box], halo[box]
-
-
-def _pinned(image: np.ndarray, hole: np.ndarray, avoid: np.ndarray, shift: tuple[int, int]) -> np.ndarray:
-    """`image` moved by `shift` over `hole`, plus the membrane that meets the hole's edge."""
-    pixels = image.astype(np.float32).reshape(*hole.shape, -1)
-    out = pixels.copy()
-    # The membrane is pinned to the edge's differences, less their outliers: the pixels right at the
-    # edge may hold a hairline the mask missed of the letters (an outline's outer anti-aliasing), and
-    # pinned to it the whole fill takes the letters' colour, their shape drawn back.
-    box, holes, halo = _membrane_box(hole, avoid)
-    hole = hole[box]
-    source = _shifted(pixels, *shift, box)
-    for c in range(pixels.shape[-1]):
-        difference = pixels[box][..., c] - source[..., c]
-        rough = cv2.inpaint(np.where(halo > 0, 0, difference).astype(np.float32), halo, 5, cv2.INPAINT_TELEA)
-        rough[holes == 0] = difference[holes == 0]
-        median = cv2.medianBlur(rough, 5)
-        # Only outliers are replaced: everywhere else the fill meets the edge's own pixels, or it would
-        # leave a step of the texture's size all round the hole.
-        difference = np.where(holes > 0, 0, np.where(np.abs(difference - median) > OUTLIER, median, difference))
-        correction = cv2.inpaint(difference, holes, 5, cv2.INPAINT_TELEA)
-        out[box][..., c][hole] = (source[..., c] + correction)[hole]
-    return np.clip(np.rint(out), 0, 255).astype(np.uint8).reshape(image.shape)
 
 
 class TextRemover(EditStage):
