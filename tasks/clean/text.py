@@ -124,13 +124,7 @@ def clone_fill(image: np.ndarray, hole: np.ndarray, avoid: np.ndarray, ring: int
     hole = hole[box]
     source = _shifted(pixels, best[1], best[2], box)
     for c in range(pixels.shape[-1]):
-        difference = pixels[box][..., c] - source[..., c]
-        rough = cv2.inpaint(np.where(halo > 0, 0, difference).astype(np.float32), halo, 5, cv2.INPAINT_TELEA)
-        rough[holes == 0] = difference[holes == 0]
-        median = cv2.medianBlur(rough, 5)
-        # Only outliers are replaced: everywhere else the fill meets the edge's own pixels, or it would
-        # leave a step of the texture's size all round the hole.
-        difference = np.where(holes > 0, 0, np.where(np.abs(difference - median) > OUTLIER, median, difference))
+        difference = _pinned_edge(pixels[box][..., c] - source[..., c], holes, halo)
         correction = cv2.inpaint(difference, holes, 5, cv2.INPAINT_TELEA)
         out[box][..., c][hole] = (source[..., c] + correction)[hole]
     return np.clip(np.rint(out), 0, 255).astype(np.uint8).reshape(image.shape)
@@ -151,18 +145,25 @@ def membrane_fill(image: np.ndarray, hole: np.ndarray, avoid: np.ndarray) -> np.
     # With nothing copied the membrane is the photo itself, in 0-255: every channel in one pass of
     # fast marching (its weights are the hole's geometry alone), a third of the per-channel cost on
     # the large holes a whole line region makes.
-    crop = image[box]
-    mask = halo[..., None] if crop.ndim == 3 else halo
-    rough = cv2.inpaint(np.where(mask > 0, 0, crop).astype(np.uint8), halo, 5, cv2.INPAINT_TELEA)
-    rough[holes == 0] = crop[holes == 0]
-    median = cv2.medianBlur(rough, 5)
-    far = np.abs(crop.astype(np.int16) - median) > OUTLIER
-    pinned = np.where(far, median, crop)
-    pinned[holes > 0] = 0
-    filled = cv2.inpaint(pinned, holes, 5, cv2.INPAINT_TELEA)
+    filled = cv2.inpaint(_pinned_edge(image[box], holes, halo), holes, 5, cv2.INPAINT_TELEA)
     out = image.copy()
     out[box][hole] = filled[hole]
     return out
+
+
+def _pinned_edge(values: np.ndarray, holes: np.ndarray, halo: np.ndarray) -> np.ndarray:
+    """`values` (a float32 plane, or uint8 planes) around `holes` with the edge's outliers, more than
+    OUTLIER from their 5x5 median (the holes seen filled from the `halo` out), replaced by that median,
+    and zero in the holes: what the membrane is pinned to."""
+    mask = halo[..., None] if values.ndim == 3 else halo
+    rough = cv2.inpaint(np.where(mask > 0, 0, values).astype(values.dtype), halo, 5, cv2.INPAINT_TELEA)
+    rough[holes == 0] = values[holes == 0]
+    median = cv2.medianBlur(rough, 5)
+    # Only outliers are replaced: everywhere else the fill meets the edge's own pixels, or it would
+    # leave a step of the texture's size all round the hole.
+    pinned = np.where(np.abs(values.astype(np.float32) - median) > OUTLIER, median, values)
+    pinned[holes > 0] = 0
+    return pinned
 
 
 def _membrane_box(hole: np.ndarray, avoid: np.ndarray, near: bool = False) -> tuple[tuple[slice, slice], np.ndarray, np.ndarray]:
