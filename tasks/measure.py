@@ -16,11 +16,10 @@ untouched pixels around it (ring width scaled to the component: half the square 
   mask) / gradient elsewhere in the fill. A clean fill has no memory of where the letters were
   (≈ 1); left-over outlines score well above.
 - `remnant_score` (text): the share of the removed text's signal still in place, without ground
-  truth. The photo under the text is estimated by carrying the ring across the region where the
-  text was said to be (its box, line region or drawn mask, not only the pixels refined to strokes)
-  by coherence transport (`tasks.clean.coherence`: the photo's lines run on through); the text's
-  signal is the input's departure from that estimate, on the pixels that depart more than the
-  photo's own texture departs from the same estimate around the region; the
+  truth. The photo under the text is estimated by diffusing the ring across the region where the
+  text was said to be (its box, line region or drawn mask, not only the pixels refined to
+  strokes); the text's signal is the input's departure from that estimate, on the pixels that
+  depart more than the photo's own texture departs from the same estimate around the region; the
   score projects the output's departure on it (0: gone, 1: untouched). It sees letters the mask
   missed (left as they were) and fills that kept their colour and shape (a smear), which neither
   the detector (faint, outlined, colour-on-colour text) nor the ghost score (no edges) may see.
@@ -42,7 +41,6 @@ import cv2
 import numpy as np
 from scipy import ndimage
 
-from tasks.clean.coherence import coherence_fill
 from tasks.masks import mask_components
 from tasks.probes import immerkaer_sigma, laplacian_std, luminance
 
@@ -71,30 +69,28 @@ def outside_changed(original: np.ndarray, final: np.ndarray, mask: np.ndarray) -
     return int(np.count_nonzero(differs & ~mask))
 
 
-REMNANT_QUANTILE = 99  # the photo's own departure from the estimate carried across that text must exceed
+REMNANT_QUANTILE = 99  # the photo's own departure from the diffused estimate that text must exceed
 REMNANT_MAX_SIDE = 1024  # px: larger regions are measured at this scale (the signal is the letters, not grain)
 
 
-def _carried_across(pixels: np.ndarray, hole: np.ndarray) -> np.ndarray:
-    """`pixels` with `hole` filled from its edge by coherence transport, as float32 (HxWxC): a wire or
-    a bar that crosses the text runs on through the estimate as it runs on through a good fill (a
-    fast-marching estimate smears it, and a fill that carries it through read as the text's colour
-    where the text was as dark as the wire)."""
-    return coherence_fill(pixels, hole).reshape(*hole.shape, -1)
+def _diffused(pixels: np.ndarray, hole: np.ndarray) -> np.ndarray:
+    """`pixels` with `hole` filled by fast marching from its edge, as float32 (HxWxC)."""
+    filled = cv2.inpaint(pixels, hole.astype(np.uint8), 5, cv2.INPAINT_TELEA)
+    return filled.reshape(*hole.shape, -1).astype(np.float32)
 
 
 def _remnant_reference(original: np.ndarray, region: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-    """What one region's crop is measured against, from the original alone: the estimate carried across it
+    """What one region's crop is measured against, from the original alone: the diffused estimate
     (HxWxC) and the pixels whose departure from it is text (HxW); None without a ring to learn from."""
     depth = cv2.distanceTransform(np.pad(region, 1).astype(np.uint8), cv2.DIST_L2, 3)
-    band = int(np.clip(np.ceil(depth.max()), 4, 48))  # as deep as the region: the same distance carried
+    band = int(np.clip(np.ceil(depth.max()), 4, 48))  # as deep as the region: the same diffusion distance
     ring = (cv2.dilate(region.astype(np.uint8), _disc(band)) > 0) & ~region
     if np.count_nonzero(ring) < MIN_PIXELS:
         return None
-    estimate = _carried_across(original, region)
+    estimate = _diffused(original, region)
     before = original.reshape(*region.shape, -1).astype(np.float32) - estimate
-    # The photo's own departure from an estimate of the same depth: the ring carried across from beyond it.
-    photo = np.abs(original.reshape(*region.shape, -1).astype(np.float32) - _carried_across(original, ring | region))
+    # The photo's own departure from a diffusion of the same depth: the ring diffused from beyond it.
+    photo = np.abs(original.reshape(*region.shape, -1).astype(np.float32) - _diffused(original, ring | region))
     floor = max(float(np.percentile(photo[ring].max(axis=-1), REMNANT_QUANTILE)), 10.0)
     return estimate, region & (np.abs(before).max(axis=-1) > floor)
 
@@ -115,7 +111,7 @@ def remnant_score(original: np.ndarray, final: np.ndarray, region: np.ndarray, p
     when the region holds nothing that stands out from the photo around it. See the module's
     docstring. `region`: HxW bool, where the text was said to be (before any refinement). `memo`:
     a dict kept across calls on one original (the candidates of a refused edit), so that each
-    region's reference, two estimates from the original, is found once."""
+    region's reference, two diffusions of the original, is found once."""
     memo = {} if memo is None else memo
     projection = energy = 0.0
     for rows, cols in mask_components(region, pad):
