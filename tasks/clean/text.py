@@ -12,11 +12,13 @@ hole is then filled by the method that suits its width:
   G. Sapiro, CVPR 2001) inpainting: on a hole a few pixels wide either draws from true pixels on
   both sides of every stroke, and nothing is re-invented;
 - wider strokes (the 10-25 px letters of 56-160 px listing text, a whole box where no strokes
-  could be told from the photo) by `clone_fill`, the photo beside them copied in and blended:
-  diffusion across them leaves a smear in the letters' shape, which is the text still there;
+  could be told from the photo) by `clone_fill`: the photo's lines and shading carried across
+  them from their edge by coherence transport (`tasks.clean.coherence`: a wire or a bar crossing
+  a letter goes through it), and the grain and fine texture of the photo beside them copied in
+  over that: a diffusion alone leaves a smear in the letters' shape, which is the text still there;
 - except wide letters over a smooth photo (a sky, a wall, a dark cloud: `text.smooth_grain`),
-  filled from their edge alone by `membrane_fill`: there diffusion is what the photo holds, and
-  a copy of the photo beside them would bring in what lies there (a spark, a cloud's edge).
+  filled from their edge alone by `membrane_fill`: there the transport is what the photo holds,
+  and Clarify's regrain gives it the camera's grain.
 
 The thin parts are filled first, so a clone may copy from them once they hold no letters. Pixels
 of the mask outside the strokes are returned unchanged.
@@ -27,6 +29,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from tasks.clean.coherence import coherence_fill
 from tasks.clean.unblend import unblend
 from tasks.masks import mask_components
 from tasks.masks_text import refine_text_mask
@@ -62,7 +65,8 @@ def split_by_width(holes: np.ndarray, thin_width: float) -> tuple[np.ndarray, np
 
 CLONE_REACH = (1.25, 1.6, 2.0, 2.5, 3.0)  # candidate shifts' lengths, in the group's heights
 CLONE_DIRECTIONS = 16  # and their directions, evenly round: a texture's grain runs its own way
-MEMBRANE_REACH = 16  # px: more than the membrane's fast marching radius (5) and median window (2) together
+DETAIL_SIGMA = 3.0  # px: a clone copies the photo's departure from a Gaussian of this size, its grain and fine texture
+MEMBRANE_REACH = 16  # px: more than the transport's radius (5) and the median window (2) together
 OUTLIER = 16.0  # grey levels: an edge difference this far from its 5x5 median is a hairline of letter, not photo
 
 
@@ -76,9 +80,10 @@ def _shifted(image: np.ndarray, dy: int, dx: int, box: tuple[slice, slice]) -> n
 
 def clone_fill(image: np.ndarray, hole: np.ndarray, avoid: np.ndarray, ring: int = 6) -> np.ndarray:
     """`hole` filled by the photo beside it, as a retoucher's clone stamp does, blended in the
-    gradient domain: the copy keeps the photo's own texture and grain, and the low-frequency
-    difference along the hole's edge is diffused across it (P. Pérez et al., "Poisson image
-    editing", SIGGRAPH 2003, here with fast marching as the membrane), so no seam is left.
+    gradient domain: the copy's grain and fine texture (its departure from a Gaussian of
+    DETAIL_SIGMA) are kept, and the difference along the hole's edge is carried across it (P. Pérez
+    et al., "Poisson image editing", SIGGRAPH 2003, here with coherence transport as the membrane,
+    steered by the photo's lines), so no seam is left and the photo's lines run on through.
 
     The source is the hole moved by a few of its heights in one of `CLONE_DIRECTIONS` directions:
     the shift whose copy of the hole's `ring` matches the ring best, among those that take no
@@ -123,31 +128,31 @@ def clone_fill(image: np.ndarray, hole: np.ndarray, avoid: np.ndarray, ring: int
     box, holes, halo = _membrane_box(hole, avoid)
     hole = hole[box]
     source = _shifted(pixels, best[1], best[2], box)
-    for c in range(pixels.shape[-1]):
-        difference = _pinned_edge(pixels[box][..., c] - source[..., c], holes, halo)
-        correction = cv2.inpaint(difference, holes, 5, cv2.INPAINT_TELEA)
-        out[box][..., c][hole] = (source[..., c] + correction)[hole]
+    # Only the copy's grain and fine texture are taken: what it holds at a letter's own scale (a
+    # blob, a bar, a cloud's edge a few heights away) would be drawn in the letter's shape, and the
+    # photo's own lines and shading come across the hole from its edge instead (`coherence_fill`).
+    source = source - cv2.GaussianBlur(source, (0, 0), DETAIL_SIGMA).reshape(source.shape)
+    difference = np.stack([_pinned_edge(pixels[box][..., c] - source[..., c], holes, halo)
+                           for c in range(pixels.shape[-1])], axis=-1)
+    correction = coherence_fill(difference, holes, guide=pixels[box])
+    out[box][hole] = (source + correction)[hole]
     return np.clip(np.rint(out), 0, 255).astype(np.uint8).reshape(image.shape)
 
 
 def membrane_fill(image: np.ndarray, hole: np.ndarray, avoid: np.ndarray) -> np.ndarray:
     """`hole` filled from its edge alone: `clone_fill`'s membrane with nothing copied under it, a
-    diffusion pinned to the edge less its outliers (a hairline of letter the mask missed).
+    coherence transport pinned to the edge less its outliers (a hairline of letter the mask missed).
 
-    For letters over a smooth photo (a sky, a wall, a dark cloud): there a diffusion is what the
-    photo holds under them, and Clarify's regrain gives it the camera's grain back, where a copy
-    of the photo a few heights away brings in whatever lies there (a spark, a cloud's edge) in
-    the letters' shape."""
+    For letters over a smooth photo (a sky, a wall, a dark cloud): there the transport is what the
+    photo holds under them, and Clarify's regrain gives it the camera's grain back."""
     # Letters farther than MEMBRANE_REACH are left out: filled one by one, a line's letters would each
-    # cost fast marching over all the others.
+    # cost the transport over all the others.
     box, holes, halo = _membrane_box(hole, avoid, near=True)
     hole = hole[box]
-    # With nothing copied the membrane is the photo itself, in 0-255: every channel in one pass of
-    # fast marching (its weights are the hole's geometry alone), a third of the per-channel cost on
-    # the large holes a whole line region makes.
-    filled = cv2.inpaint(_pinned_edge(image[box], holes, halo), holes, 5, cv2.INPAINT_TELEA)
+    # With nothing copied the membrane is the photo itself: every channel in one pass.
+    filled = coherence_fill(_pinned_edge(image[box], holes, halo), holes).reshape(image[box].shape)
     out = image.copy()
-    out[box][hole] = filled[hole]
+    out[box][hole] = np.clip(np.rint(filled[hole]), 0, 255).astype(np.uint8)
     return out
 
 
@@ -172,8 +177,8 @@ def _membrane_box(hole: np.ndarray, avoid: np.ndarray, near: bool = False) -> tu
     holes = (hole | avoid).astype(np.uint8)  # the membrane is found over the other letters too, whole
     # The median's window across the edge sees the hole as filled from two pixels further out.
     halo = cv2.dilate(holes, np.ones((5, 5), np.uint8))
-    # The membrane reads nothing further than MEMBRANE_REACH from the halo (fast marching's radius, the
-    # median's window): worked out on that box alone, it is the same, at a fraction of the crop's cost.
+    # The membrane reads nothing further than MEMBRANE_REACH from the halo (the transport's radius, the
+    # median's window): worked out on that box alone, at a fraction of the crop's cost.
     hy, hx = np.nonzero(cv2.dilate(hole.astype(np.uint8), np.ones((5, 5), np.uint8)) if near else halo)
     box = (slice(max(0, hy.min() - MEMBRANE_REACH), hy.max() + MEMBRANE_REACH + 1),
            slice(max(0, hx.min() - MEMBRANE_REACH), hx.max() + MEMBRANE_REACH + 1))
@@ -183,7 +188,7 @@ def _membrane_box(hole: np.ndarray, avoid: np.ndarray, near: bool = False) -> tu
 class TextRemover(EditStage):
     kind = "clean"
     name = "text"
-    version = "5"  # bump when the output bytes change: finished work is keyed by it (5: smooth letters by the membrane)
+    version = "6"  # bump when the output bytes change: finished work is keyed by it (6: coherence transport)
 
     def __init__(self, settings: TextConfig = TextConfig()):
         self.settings = settings
