@@ -159,6 +159,10 @@ class TextDetectConfig(_Strict):
                                            "faint captions at 0.87-0.98.")
     min_chars: int = Field(2, ge=1, description="Characters a region must read as: lone glyphs are the detector's "
                            "usual false alarms (eyes, fur, lace).")
+    look_along: float = Field(3.0, ge=0, description="A second look along each line found, this many line heights "
+                              "to either side, at the scale its text needs (`look_height`): the rest of a string the "
+                              "frame's pass saw only part of ('$489' beside '000', a '©' before a word); 0 = off.")
+    look_height: int = Field(128, ge=16, description="Pixels a line's height is brought to for the second look.")
 
 
 class FaceDetectConfig(_Strict):

@@ -8,7 +8,7 @@ from helpers import save
 from PIL import Image, ImageDraw, ImageFont
 from skimage import data as photos
 
-from tasks.clean.text import TextRemover, clone_fill, smooth_parts, split_by_width
+from tasks.clean.text import TextRemover, clone_fill, membrane_fill, smooth_parts, split_by_width
 from tasks.config import Config
 from tasks.masks_text import refine_text_mask
 from tasks.measure import remnant_score
@@ -308,3 +308,19 @@ def test_a_clone_beside_a_letter_not_yet_filled_keeps_the_photos_colour():
     out = clone_fill(image, hole, letter)
     error = np.abs(out.astype(int) - truth.astype(int))
     assert error[hole].mean() < 4 and error[80:110, 92:100].mean() < 10
+
+
+@pytest.mark.parametrize("fill", [clone_fill, membrane_fill])
+def test_a_hairline_darker_in_one_channel_than_the_others_does_not_tint_the_fill(fill):
+    # An outline's anti-aliased edge left one pixel outside the hole, its channels apart as JPEG
+    # leaves them: outliers replaced channel by channel kept the red and blue and dropped the green,
+    # and a grey wall was filled green (the coloured blobs in listing row 002).
+    truth = np.repeat(photos.brick()[100:260, 100:340, None], 3, axis=2)
+    hole = np.zeros(truth.shape[:2], bool)
+    hole[50:110, 100:130] = True
+    edge = (cv2.dilate(hole.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0) & ~hole
+    hairline = truth.astype(np.int16)
+    hairline[edge] -= np.array([12, 24, 10], np.int16)  # only the green departs past the outlier limit
+    out = fill(np.clip(hairline, 0, 255).astype(np.uint8), hole, np.zeros_like(hole)).astype(np.float32)
+    tint = out[hole].max(axis=-1) - out[hole].min(axis=-1)
+    assert tint.mean() < 3, tint.mean()

@@ -132,8 +132,7 @@ def clone_fill(image: np.ndarray, hole: np.ndarray, avoid: np.ndarray, ring: int
     # blob, a bar, a cloud's edge a few heights away) would be drawn in the letter's shape, and the
     # photo's own lines and shading come across the hole from its edge instead (`coherence_fill`).
     source = source - cv2.GaussianBlur(source, (0, 0), DETAIL_SIGMA).reshape(source.shape)
-    difference = np.stack([_pinned_edge(pixels[box][..., c] - source[..., c], holes, halo)
-                           for c in range(pixels.shape[-1])], axis=-1)
+    difference = _pinned_edge(pixels[box] - source, holes, halo)
     correction = coherence_fill(difference, holes, guide=pixels[box])
     out[box][hole] = (source + correction)[hole]
     return np.clip(np.rint(out), 0, 255).astype(np.uint8).reshape(image.shape)
@@ -157,18 +156,23 @@ def membrane_fill(image: np.ndarray, hole: np.ndarray, avoid: np.ndarray) -> np.
 
 
 def _pinned_edge(values: np.ndarray, holes: np.ndarray, halo: np.ndarray) -> np.ndarray:
-    """`values` (a float32 plane, or uint8 planes) around `holes` with the edge's outliers, more than
-    OUTLIER from their 5x5 median (the holes seen filled from the `halo` out), replaced by that median,
-    and zero in the holes: what the membrane is pinned to."""
-    mask = halo[..., None] if values.ndim == 3 else halo
-    rough = cv2.inpaint(np.where(mask > 0, 0, values).astype(values.dtype), halo, 5, cv2.INPAINT_TELEA)
-    rough[holes == 0] = values[holes == 0]
-    median = cv2.medianBlur(rough, 5)
+    """`values` (HxW or HxWxC, uint8 or float32) around `holes` with the edge's outliers, a pixel any
+    channel of which is more than OUTLIER from its 5x5 median (the holes seen filled from the `halo`
+    out), replaced by that median in every channel, and zero in the holes: what the membrane is pinned to."""
+    planes = values.reshape(*holes.shape, -1)
+    median = np.empty(planes.shape, np.float32)
+    for c in range(planes.shape[-1]):
+        plane = np.ascontiguousarray(planes[..., c])
+        rough = cv2.inpaint(np.where(halo > 0, 0, plane).astype(plane.dtype), halo, 5, cv2.INPAINT_TELEA)
+        rough[holes == 0] = plane[holes == 0]
+        median[..., c] = cv2.medianBlur(rough, 5)
     # Only outliers are replaced: everywhere else the fill meets the edge's own pixels, or it would
-    # leave a step of the texture's size all round the hole.
-    pinned = np.where(np.abs(values.astype(np.float32) - median) > OUTLIER, median, values)
+    # leave a step of the texture's size all round the hole. Per pixel, not per channel: one channel
+    # replaced and the others kept tints the whole fill (a green or an orange blob in a grey photo).
+    outlier = (np.abs(planes.astype(np.float32) - median) > OUTLIER).any(axis=-1, keepdims=True)
+    pinned = np.where(outlier, median, planes).astype(values.dtype)
     pinned[holes > 0] = 0
-    return pinned
+    return pinned.reshape(values.shape)
 
 
 def _membrane_box(hole: np.ndarray, avoid: np.ndarray, near: bool = False) -> tuple[tuple[slice, slice], np.ndarray, np.ndarray]:
@@ -188,7 +192,7 @@ def _membrane_box(hole: np.ndarray, avoid: np.ndarray, near: bool = False) -> tu
 class TextRemover(EditStage):
     kind = "clean"
     name = "text"
-    version = "6"  # bump when the output bytes change: finished work is keyed by it (6: coherence transport)
+    version = "7"  # bump when the output bytes change: finished work is keyed by it (7: outliers per pixel, not per channel)
 
     def __init__(self, settings: TextConfig = TextConfig()):
         self.settings = settings

@@ -131,7 +131,7 @@ def local_contrast(image: np.ndarray, sigma: float) -> np.ndarray:
 
 class TextDetector(DetectStage):
     name = "text"
-    version = "3"  # bump when the output bytes change (2: 4 MP frames in tiles; 3: the local-contrast pass)
+    version = "4"  # bump when the output bytes change (2: tiles; 3: the local-contrast pass; 4: a second look along each line)
 
     def __init__(self, settings: TextDetectConfig = TextDetectConfig(), device: str = "auto", threads: int = 0):
         """`device`: the config's setting ("auto", "cpu", "cuda"): onnxruntime runs on CUDA unless it is "cpu".
@@ -233,8 +233,32 @@ class TextDetector(DetectStage):
             return np.zeros((height, width), dtype=bool)
         return cv2.resize(grown, (width, height), interpolation=cv2.INTER_NEAREST).astype(bool)
 
+    def look_along(self, image: np.ndarray, found: np.ndarray) -> np.ndarray:
+        """`found` (a frame's line regions) and what a second look finds along each line: a crop of
+        the line and `look_along` of its heights to either side, detected (photo pass) at the scale
+        that brings the line's height to `look_height`, never below the frame's own scale nor above
+        the crop's short side at `min_side`. At the frame's scale the detector may take only part of
+        a string (the digits of a price, a word without its '©'); the recogniser still confirms every
+        region the second look adds."""
+        reach = self.settings.look_along
+        if reach <= 0 or not found.any():
+            return found
+        height, width = found.shape
+        frame = self.scale_for(image.shape)
+        out = found.copy()
+        count, _, stats, _ = cv2.connectedComponentsWithStats(found.astype(np.uint8), connectivity=8)
+        for i in range(1, count):
+            x, y, w, h, _ = stats[i]
+            side = round(reach * h)
+            rows = slice(max(0, y - h // 2), min(height, y + h + h // 2))
+            cols = slice(max(0, x - side), min(width, x + w + side))
+            crop = image[rows, cols]
+            scale = min(max(frame, self.settings.look_height / h), self.scale_for(crop.shape))
+            out[rows, cols] |= self.regions(crop, scale, contrast=False)
+        return out
+
     def __call__(self, image: np.ndarray) -> np.ndarray:
-        regions = self.regions(image)
+        regions = self.look_along(image, self.regions(image))
         if not self.settings.refine or not regions.any():
             return regions
         return refine_text_mask(image, regions)
