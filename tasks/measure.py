@@ -125,11 +125,11 @@ def _remnant_parts(original: np.ndarray, final: np.ndarray, reference) -> tuple[
 def remnant_score(original: np.ndarray, final: np.ndarray, region: np.ndarray, pad: int = 48,
                   memo: dict | None = None) -> float:
     """The share of the text's signal in `region` still in `final` (0: gone, 1: untouched), the lower
-    of its measures against the two estimates of the photo under the text; NaN when the region holds
-    nothing that stands out from the photo around it against either estimate. See the module's docstring. `region`: HxW bool,
-    where the text was said to be (before any refinement). `memo`: a dict kept across calls on one
-    original (the candidates of a refused edit), so that each region's references, four estimates
-    from the original, are found once."""
+    of its measures against the two estimates of the photo under the text; NaN when, against either
+    estimate, nothing in the region stands out from the photo around it. See the module's docstring.
+    `region`: HxW bool, where the text was said to be (before any refinement). `memo`: a dict kept
+    across calls on one original (the candidates of a refused edit), so that each region's
+    references, four estimates from the original, are found once."""
     memo = {} if memo is None else memo
     projection, energy = np.zeros(len(_ESTIMATES)), np.zeros(len(_ESTIMATES))
     for rows, cols in mask_components(region, pad):

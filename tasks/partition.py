@@ -237,12 +237,7 @@ def _find_pixels(edit: _Edit, job: Job) -> None:
     for name in row.get("detect") or []:
         # Text rows take where the detectors fire and cut it to strokes with the boxes, below.
         detector = get_stage("detect", name, config)
-        if not is_text:
-            found |= detector(photo.colour)
-            continue
-        regions = detector.regions(photo.colour)
-        # A text detector takes a second look along the lines it found (`TextDetector.look_along`).
-        found |= detector.look_along(photo.colour, regions) if hasattr(detector, "look_along") else regions
+        found |= detector.regions(photo.colour) if is_text else detector(photo.colour)
     if row.get("detect"):
         steps["detect_seconds"], clock = _lap(clock)
     coarse = shapes | found

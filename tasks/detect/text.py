@@ -179,7 +179,8 @@ class TextDetector(DetectStage):
     def regions(self, image: np.ndarray, scale: float | None = None, contrast: bool = True) -> np.ndarray:
         """Text line regions (HxW bool) in the image's frame, before stroke refinement: those of
         every pass (`scales`; each whole or, past `tile`, tile by tile; and, with `contrast`, the same
-        on `local_contrast(image)`) joined, grown by `margin`. The contract's `regions`: the Measure
+        on `local_contrast(image)`) joined, grown by `margin`; on a whole frame (no `scale`), with the
+        second look along each line they found (`look_along`). The contract's `regions`: the Measure
         step asks it whether text is still there after a removal, on a crop, at the `scale` the text
         needs (default: `scale_for` the image)."""
         height, width = image.shape[:2]
@@ -196,7 +197,7 @@ class TextDetector(DetectStage):
         if mask.any() and self.settings.margin:
             side = 2 * self.settings.margin + 1
             mask = cv2.dilate(mask.astype(np.uint8), np.ones((side, side), np.uint8)).astype(bool)
-        return mask
+        return self.look_along(image, mask) if scale is None else mask
 
     def _lines(self, image: np.ndarray, prob: np.ndarray, min_score: float | None = None) -> np.ndarray:
         """The confirmed text lines of one probability map, in the image's frame."""
@@ -258,7 +259,7 @@ class TextDetector(DetectStage):
         return out
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
-        regions = self.look_along(image, self.regions(image))
+        regions = self.regions(image)
         if not self.settings.refine or not regions.any():
             return regions
         return refine_text_mask(image, regions)
