@@ -5,6 +5,7 @@ Plain functions on numpy arrays. Each caller names its border mode: Measure read
 padded windows, and the clarifier reflects each crop at its own edges (reflect-101).
 
 - luminance: ITU-R BT.601 luma Y, float32 in 0-255; grey images pass through as float32.
+- normalised_blur: a Gaussian average over the pixels a weight allows (normalised convolution).
 - Laplacian: the 4-neighbour Laplacian, the fine detail (texture) of a region.
 - Immerkaer: J. Immerkaer, "Fast Noise Variance Estimation", CVIU 64(2), 1996. The mask, a
   difference of two Laplacians, cancels image structure up to second order, so the mean absolute
@@ -29,6 +30,14 @@ def luminance(image: np.ndarray) -> np.ndarray:
         return image.astype(np.float32)
     r, g, b = (image[..., i].astype(np.float32) for i in range(3))
     return 0.299 * r + 0.587 * g + 0.114 * b
+
+
+def normalised_blur(values: np.ndarray, weight: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian average of `values` (HxW or HxWxC) over the pixels where `weight` is set."""
+    spread = np.maximum(cv2.GaussianBlur(weight.astype(np.float32), (0, 0), sigma), 1e-6)
+    weighted = values * (weight[..., None] if values.ndim == 3 else weight)
+    blurred = cv2.GaussianBlur(weighted.astype(np.float32), (0, 0), sigma).reshape(values.shape)
+    return blurred / (spread[..., None] if values.ndim == 3 else spread)
 
 
 def laplacian(lum: np.ndarray, border: int = cv2.BORDER_DEFAULT) -> np.ndarray:

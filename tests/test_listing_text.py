@@ -63,6 +63,29 @@ def test_a_dark_outline_over_a_dark_photo_goes_whole():
     assert refined.sum() < 0.85 * box.sum()  # still the letters, not the box
 
 
+@pytest.mark.parametrize("fringe", [True, False])
+def test_the_faint_outer_edge_of_a_semi_transparent_outline_is_taken(fringe, monkeypatch):
+    # A light fill in a dark outline, both at 47% (listing row 002, "PRICE REDUCED"): the strokes end
+    # inside the outline, and its outer anti-aliased edge, left beyond the grown strokes, reads as a
+    # hairline round every letter once the fill is done.
+    import tasks.masks_text as masks_text
+
+    if not fringe:
+        monkeypatch.setattr(masks_text, "FRINGE_STEPS", 0)
+    truth = cv2.GaussianBlur(photos.coffee(), (0, 0), 4)
+    image, ink, _ = caption(truth, text="PRICE", xy=(40, 150), size=96, fill=(235, 235, 235, 120), outline=4,
+                            stroke=(40, 40, 40, 120))
+    ys, xs = np.nonzero(ink)
+    box = np.zeros(ink.shape, bool)
+    box[ys.min() - 8:ys.max() + 9, xs.min() - 8:xs.max() + 9] = True
+    refined = refine_text_mask(image, box)
+    visible = np.abs(image.astype(int) - truth).max(axis=-1) > 12
+    left = np.count_nonzero(visible & ~refined) / np.count_nonzero(visible)
+    # Measured: 10% of the visibly changed pixels left out without the step, 1% with it.
+    assert (left < 0.03) == fringe
+    assert refined.sum() < 0.8 * box.sum()  # still the letters, not the box
+
+
 def test_a_drawn_text_mask_is_never_cut(make_job, tmp_path):
     image, ink, _ = caption(photos.astronaut())
     save(tmp_path / "data" / "img.png", image)

@@ -17,18 +17,12 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from tasks.probes import normalised_blur
+
 EPSILON = 5  # px: the radius a pixel is filled from
 GUIDANCE = 25.0  # how sharply a coherent line steers the weights (Bornemann and März's mu)
 SIGMA = 1.5  # px: the smoothing under the gradients (grain is not a line)
 RHO = (4.0, 48.0)  # px: the reach of the tensor's average, half the hole's depth within these bounds
-
-
-def _normalised_blur(values: np.ndarray, weight: np.ndarray, sigma: float) -> np.ndarray:
-    """Gaussian average of `values` (HxW or HxWxC) over the pixels where `weight` is set."""
-    spread = np.maximum(cv2.GaussianBlur(weight.astype(np.float32), (0, 0), sigma), 1e-6)
-    weighted = values * (weight[..., None] if values.ndim == 3 else weight)
-    blurred = cv2.GaussianBlur(weighted.astype(np.float32), (0, 0), sigma).reshape(values.shape)
-    return blurred / (spread[..., None] if values.ndim == 3 else spread)
 
 
 def line_directions(image: np.ndarray, holes: np.ndarray, depth: float) -> tuple[np.ndarray, np.ndarray]:
@@ -36,7 +30,7 @@ def line_directions(image: np.ndarray, holes: np.ndarray, depth: float) -> tuple
     pixels outside `holes` alone and carried over the holes by the tensor's average."""
     known = ~holes
     planes = image.astype(np.float32).reshape(*holes.shape, -1)
-    smooth = _normalised_blur(planes, known, SIGMA).reshape(planes.shape)
+    smooth = normalised_blur(planes, known, SIGMA).reshape(planes.shape)
     # A gradient that reaches into the hole reads the hole's edge as a line of its own.
     valid = cv2.erode(known.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(np.float32)
     tensor = np.zeros((3, *holes.shape), np.float32)
@@ -45,7 +39,7 @@ def line_directions(image: np.ndarray, holes: np.ndarray, depth: float) -> tuple
         gy = cv2.Sobel(smooth[..., c], cv2.CV_32F, 0, 1, ksize=3)
         tensor += np.stack([gx * gx, gx * gy, gy * gy])
     rho = float(np.clip(depth / 2, *RHO))
-    jxx, jxy, jyy = (_normalised_blur(t, valid, rho) for t in tensor)
+    jxx, jxy, jyy = (normalised_blur(t, valid, rho) for t in tensor)
     spread = np.sqrt((jxx - jyy) ** 2 + 4 * jxy**2)
     coherence = np.clip((spread / np.maximum(jxx + jyy, 1e-6)) ** 2, 0.0, 1.0)
     # The tensor's main axis runs across the lines; the lines run at right angles to it.
