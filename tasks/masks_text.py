@@ -54,7 +54,7 @@ INK_SPREAD = 6.0  # grey levels (luma, robust sd): a set this even is one opaque
 INK_TOLERANCE = 16.0  # grey levels (luma; twice that per channel): a pixel this near an opaque ink's colour is ink
 INK_REACH = 6  # px beside the ink that are letters whatever their colour: a 4 px outline and its anti-aliased edges
 INK_BLOB = 0.1  # of the line's height: a blob of strokes farther from the ink, this wide or more, is photo
-VERSION = "9"  # bump when the strokes found for a region change: finished work is keyed by it
+VERSION = "10"  # bump when the strokes found for a region change: finished work is keyed by it
 
 
 def _odd(value: float, low: int, high: int) -> int:
@@ -114,12 +114,13 @@ def _hysteresis(response: np.ndarray, seeds: np.ndarray, low: float) -> np.ndarr
     return keep[labels]
 
 
-def _strokes(pixels: np.ndarray, inside: np.ndarray) -> np.ndarray | None:
-    """Stroke pixels of one region (None when no plausible text is found)."""
+def _strokes(pixels: np.ndarray, inside: np.ndarray, ring: np.ndarray | None = None) -> np.ndarray | None:
+    """Stroke pixels of one region (None when no plausible text is found). `ring`: the photo around
+    it (default: all that is not `inside`)."""
     # Half the region's thickness ~ half the line height: wider than any stroke of that text.
     half = cv2.distanceTransform(inside.astype(np.uint8), cv2.DIST_L2, 3).max()
     side = _odd(half, 5, 61)
-    ring = ~inside
+    ring = ~inside if ring is None else ring
     has_ring = np.count_nonzero(ring) >= MIN_RING
     colour = pixels.reshape(pixels.shape[0], pixels.shape[1], -1).astype(np.float32)
     ring_colour = colour[ring]
@@ -328,12 +329,16 @@ def outer_fringe(pixels: np.ndarray, strokes: np.ndarray, inside: np.ndarray) ->
     return strokes
 
 
-def refine_text_mask(image: np.ndarray, coarse_mask: np.ndarray, grow: int = 2, margin: int = 12) -> np.ndarray:
+def refine_text_mask(image: np.ndarray, coarse_mask: np.ndarray, grow: int = 2, margin: int = 12,
+                     lines: np.ndarray | None = None) -> np.ndarray:
     """The stroke pixels of the text inside `coarse_mask`, grown by `grow` px and by an outline's faint
     outer edge (`outer_fringe`), within `coarse_mask`.
 
     image: HxWx3 RGB or HxW grey uint8; coarse_mask: HxW bool (boxes, polygons or detector
-    regions). Returns HxW bool. Regions where no plausible strokes are found stay whole.
+    regions); lines: HxW int labels (a detector's `lines`, 0 = none) where a connected region
+    holds several lines (a phone number stacked under a banner): each is refined on its own, against
+    the photo outside every region, so one line's ink does not make the other's letters photo.
+    Returns HxW bool. Regions where no plausible strokes are found stay whole.
     """
     coarse_mask = coarse_mask.astype(bool)
     refined = np.zeros_like(coarse_mask)
@@ -341,13 +346,33 @@ def refine_text_mask(image: np.ndarray, coarse_mask: np.ndarray, grow: int = 2, 
         return refined
     for rows, cols in mask_components(coarse_mask, margin):
         inside = coarse_mask[rows, cols]
-        strokes = _strokes(image[rows, cols], inside)
-        if strokes is None:
-            refined[rows, cols] |= inside
-            continue
-        if grow:
-            disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1))
-            strokes = cv2.dilate(strokes.astype(np.uint8), disk).astype(bool)
-        strokes = outer_fringe(image[rows, cols], strokes & inside, inside)
-        refined[rows, cols] |= strokes & inside
+        for part in _line_parts(inside, None if lines is None else lines[rows, cols]):
+            strokes = _strokes(image[rows, cols], part, ~inside)
+            if strokes is None:
+                refined[rows, cols] |= part
+                continue
+            if grow:
+                disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1))
+                strokes = cv2.dilate(strokes.astype(np.uint8), disk).astype(bool)
+            strokes = outer_fringe(image[rows, cols], strokes & inside, inside)
+            refined[rows, cols] |= strokes & inside
     return refined
+
+
+def _line_parts(inside: np.ndarray, lines: np.ndarray | None) -> list[np.ndarray]:
+    """`inside` as the parts refined on their own: each line of a connected region `lines` cuts
+    into several (its pixels of no line go with the first), and the rest together, as one."""
+    if lines is None:
+        return [inside]
+    count, regions = cv2.connectedComponents(inside.astype(np.uint8), connectivity=8)
+    rest, parts = inside.copy(), []
+    for region in range(1, count):
+        pixels = regions == region
+        labels = np.unique(lines[pixels])
+        labels = labels[labels > 0]
+        if labels.size < 2:
+            continue
+        rest &= ~pixels
+        parts += [pixels & (lines == label) for label in labels]
+        parts[-labels.size] |= pixels & (lines <= 0)
+    return [rest, *parts] if rest.any() else parts

@@ -234,10 +234,17 @@ def _find_pixels(edit: _Edit, job: Job) -> None:
     steps["find_seconds"], clock = _lap(clock)
     is_text = (row.get("removal") or "object") == "text" and (row.get("action") or "remove") == "remove"
     found = np.zeros_like(shapes)
+    lines = np.zeros(shapes.shape, dtype=np.int32)
     for name in row.get("detect") or []:
-        # Text rows take where the detectors fire and cut it to strokes with the boxes, below.
         detector = get_stage("detect", name, config)
-        found |= detector.regions(photo.colour) if is_text else detector(photo.colour)
+        if is_text:
+            # Text rows take where the detectors fire, line by line, and cut it to strokes with the
+            # boxes, below.
+            labels = detector.lines(photo.colour)
+            lines = np.where(labels > 0, labels + lines.max(), lines)
+            found |= labels > 0
+        else:
+            found |= detector(photo.colour)
     if row.get("detect"):
         steps["detect_seconds"], clock = _lap(clock)
     coarse = shapes | found
@@ -245,7 +252,8 @@ def _find_pixels(edit: _Edit, job: Job) -> None:
         # Stroke-accurate: the hole is the letters (and their halo), not the box around them, so
         # the photo between the letters is never re-invented, re-grained or counted as edited. A
         # mask the user drew is never cut: it is the floor of the edit.
-        coarse = refine_text_mask(photo.colour, coarse, grow=config.text.grow, margin=config.text.margin)
+        coarse = refine_text_mask(photo.colour, coarse, grow=config.text.grow, margin=config.text.margin,
+                                  lines=lines if found.any() else None)
     mask = drawn | coarse
     edit.region = (drawn | shapes | found) if is_text else None
     fraction = mask_fraction(mask)

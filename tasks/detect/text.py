@@ -129,9 +129,67 @@ def local_contrast(image: np.ndarray, sigma: float) -> np.ndarray:
     return cv2.cvtColor(np.clip(128 + 48 * detail / spread, 0, 255).astype(np.uint8), cv2.COLOR_GRAY2RGB)
 
 
+SAME_LINE = 0.5  # of the shorter core's height: two cores whose rows overlap this much are one line
+
+
+def split_lines(regions: np.ndarray, cores: np.ndarray) -> np.ndarray:
+    """`regions` (HxW bool) labelled one line per label (int32, 0 = none). A connected region is
+    one line unless the detector's `cores` in it (its kernels: lines shrunk by construction) fall
+    into bands of rows that overlap less than SAME_LINE of the shorter: stacked lines whose grown
+    regions touch. Such a region is cut between them, each pixel going to the line of its nearest
+    core. Cores of one line (its words, a lone glyph beside them) share its rows and stay one line.
+    Only horizontal text is told apart; a tilted stack stays one region, as before."""
+    count, labels = cv2.connectedComponents(regions.astype(np.uint8), connectivity=8)
+    found, core_labels, stats, _ = cv2.connectedComponentsWithStats((cores & regions).astype(np.uint8), connectivity=8)
+    region_of = np.zeros(found, dtype=np.int64)
+    ys, xs = np.nonzero(core_labels)
+    region_of[core_labels[ys, xs]] = labels[ys, xs]
+    following = count
+    for region in range(1, count):
+        members = [k for k in range(1, found) if region_of[k] == region]
+        band_of = _row_bands(stats[members, cv2.CC_STAT_TOP], stats[members, cv2.CC_STAT_HEIGHT])
+        if len(members) < 2 or band_of.max() == 0:
+            continue
+        # Each pixel of the region goes to the line of its nearest core.
+        x, y, w, h = cv2.boundingRect((labels == region).astype(np.uint8))
+        window = labels[y:y + h, x:x + w] == region
+        seeds = core_labels[y:y + h, x:x + w] * window
+        _, nearest = cv2.distanceTransformWithLabels((seeds == 0).astype(np.uint8), cv2.DIST_L2, 5,
+                                                     labelType=cv2.DIST_LABEL_CCOMP)
+        band_of_core = np.zeros(found, dtype=np.int64)
+        band_of_core[members] = band_of
+        band_of_seed = np.zeros(int(nearest.max()) + 1, dtype=np.int64)
+        band_of_seed[nearest[seeds > 0]] = band_of_core[seeds[seeds > 0]]
+        band = band_of_seed[nearest]
+        labels[y:y + h, x:x + w][window] = np.where(band == 0, region, following + band - 1)[window]
+        following += int(band_of.max())
+    return labels
+
+
+def _row_bands(tops: np.ndarray, heights: np.ndarray) -> np.ndarray:
+    """The band of rows (0, 1, ...) each of a region's cores is in: cores whose rows overlap by
+    SAME_LINE of the shorter's height are in one, and so is what overlaps either."""
+    band = np.arange(len(tops))
+
+    def root(k: int) -> int:
+        while band[k] != k:
+            k = band[k]
+        return k
+
+    for a in range(len(tops)):
+        for b in range(a + 1, len(tops)):
+            overlap = min(tops[a] + heights[a], tops[b] + heights[b]) - max(tops[a], tops[b])
+            if overlap >= SAME_LINE * min(heights[a], heights[b]):
+                band[root(a)] = root(b)
+    roots = [root(k) for k in range(len(tops))]
+    return np.unique(roots, return_inverse=True)[1].reshape(-1) if roots else np.zeros(0, dtype=np.int64)
+
+
 class TextDetector(DetectStage):
     name = "text"
-    version = "4"  # bump when the output bytes change (2: tiles; 3: the local-contrast pass; 4: a second look along each line)
+    # Bump when the output bytes change (2: tiles; 3: the local-contrast pass; 4: a second look along
+    # each line; 5: stacked lines refined apart).
+    version = "5"
 
     def __init__(self, settings: TextDetectConfig = TextDetectConfig(), device: str = "auto", threads: int = 0):
         """`device`: the config's setting ("auto", "cpu", "cuda"): onnxruntime runs on CUDA unless it is "cpu".
@@ -183,29 +241,48 @@ class TextDetector(DetectStage):
         second look along each line they found (`look_along`). The contract's `regions`: the Measure
         step asks it whether text is still there after a removal, on a crop, at the `scale` the text
         needs (default: `scale_for` the image)."""
+        if scale is None:
+            return self.lines(image) > 0
+        return self._detect(image, scale, contrast)[0]
+
+    def lines(self, image: np.ndarray) -> np.ndarray:
+        """`regions` of a whole frame, one label per line (int32, 0 = no text): where two lines'
+        regions touch (a phone number stacked under a banner), `split_lines` keeps them apart, so
+        the stroke refinement sees each line's own ink."""
+        mask, cores = self._detect(image, self.scale_for(image.shape), True)
+        mask, cores = self.look_along(image, mask, cores)
+        return split_lines(mask, cores)
+
+    def _detect(self, image: np.ndarray, scale: float, contrast: bool) -> tuple[np.ndarray, np.ndarray]:
+        """The regions of every pass at `scale` (bool), and the confirmed kernels they grew from (the
+        lines' cores, bool), both in the image's frame."""
         height, width = image.shape[:2]
-        base = self.scale_for(image.shape) if scale is None else scale
         mask = np.zeros((height, width), dtype=bool)
+        cores = np.zeros((height, width), dtype=bool)
         sources = [(image, self.settings.min_text_score)]
         if contrast and self.settings.contrast_sigma > 0:
             sources.append((local_contrast(image, self.settings.contrast_sigma), self.settings.min_contrast_text_score))
         for source, min_score in sources:
             for factor in dict.fromkeys(self.settings.scales):
-                for rows, cols in tiles(height, width, base * factor, self.settings.tile, self.settings.tile_overlap):
+                for rows, cols in tiles(height, width, scale * factor, self.settings.tile, self.settings.tile_overlap):
                     tile = source[rows, cols]
-                    mask[rows, cols] |= self._lines(tile, self.probability(tile, scale=base * factor), min_score)
+                    grown, kernels = self._lines(tile, self.probability(tile, scale=scale * factor), min_score)
+                    mask[rows, cols] |= grown
+                    cores[rows, cols] |= kernels
         if mask.any() and self.settings.margin:
             side = 2 * self.settings.margin + 1
             mask = cv2.dilate(mask.astype(np.uint8), np.ones((side, side), np.uint8)).astype(bool)
-        return self.look_along(image, mask) if scale is None else mask
+        return mask, cores & mask
 
-    def _lines(self, image: np.ndarray, prob: np.ndarray, min_score: float | None = None) -> np.ndarray:
-        """The confirmed text lines of one probability map, in the image's frame."""
+    def _lines(self, image: np.ndarray, prob: np.ndarray, min_score: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The confirmed text lines of one probability map, grown (DB's unclip), and their kernels,
+        both in the image's frame."""
         height, width = image.shape[:2]
         kernels = (prob > self.settings.threshold).astype(np.uint8)
         kernels = cv2.dilate(kernels, np.ones((2, 2), np.uint8))  # as DB's post-processing: join broken kernels
         count, labels, stats, _ = cv2.connectedComponentsWithStats(kernels, connectivity=8)
         grown = np.zeros_like(kernels)
+        confirmed = np.zeros_like(kernels)
         for i in range(1, count):
             x, y, w, h, area = stats[i]
             if min(w, h) < 3:
@@ -230,23 +307,26 @@ class TextDetector(DetectStage):
                 if crop.size == 0 or not self.reads_text(crop, min_score):
                     continue
             grown[y0:y1, x0:x1] |= region
+            confirmed[y:y + h, x:x + w] |= component
         if not grown.any():
-            return np.zeros((height, width), dtype=bool)
-        return cv2.resize(grown, (width, height), interpolation=cv2.INTER_NEAREST).astype(bool)
+            none = np.zeros((height, width), dtype=bool)
+            return none, none
+        return (cv2.resize(grown, (width, height), interpolation=cv2.INTER_NEAREST).astype(bool),
+                cv2.resize(confirmed, (width, height), interpolation=cv2.INTER_NEAREST).astype(bool))
 
-    def look_along(self, image: np.ndarray, found: np.ndarray) -> np.ndarray:
-        """`found` (a frame's line regions) and what a second look finds along each line: a crop of
-        the line and `look_along` of its heights to either side, detected (photo pass) at the scale
-        that brings the line's height to `look_height`, never below the frame's own scale nor above
-        the crop's short side at `min_side`. At the frame's scale the detector may take only part of
-        a string (the digits of a price, a word without its '©'); the recogniser still confirms every
-        region the second look adds."""
+    def look_along(self, image: np.ndarray, found: np.ndarray, cores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """`found` (a frame's line regions) and their `cores`, with what a second look finds along
+        each line: a crop of the line and `look_along` of its heights to either side, detected (photo
+        pass) at the scale that brings the line's height to `look_height`, never below the frame's own
+        scale nor above the crop's short side at `min_side`. At the frame's scale the detector may take
+        only part of a string (the digits of a price, a word without its '©'); the recogniser still
+        confirms every region the second look adds."""
         reach = self.settings.look_along
         if reach <= 0 or not found.any():
-            return found
+            return found, cores
         height, width = found.shape
         frame = self.scale_for(image.shape)
-        out = found.copy()
+        out, out_cores = found.copy(), cores.copy()
         count, _, stats, _ = cv2.connectedComponentsWithStats(found.astype(np.uint8), connectivity=8)
         for i in range(1, count):
             x, y, w, h, _ = stats[i]
@@ -255,11 +335,18 @@ class TextDetector(DetectStage):
             cols = slice(max(0, x - side), min(width, x + w + side))
             crop = image[rows, cols]
             scale = min(max(frame, self.settings.look_height / h), self.scale_for(crop.shape))
-            out[rows, cols] |= self.regions(crop, scale, contrast=False)
-        return out
+            mask, kernels = self._detect(crop, scale, contrast=False)
+            out[rows, cols] |= mask
+            out_cores[rows, cols] |= kernels
+        return out, out_cores
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
-        regions = self.regions(image)
+        return self.refine(image, self.lines(image))
+
+    def refine(self, image: np.ndarray, lines: np.ndarray) -> np.ndarray:
+        """The regions of `lines` (labels, as `lines` returns them) cut down to the letters' strokes,
+        line by line (HxW bool); the regions themselves when `refine` is off."""
+        regions = lines > 0
         if not self.settings.refine or not regions.any():
             return regions
-        return refine_text_mask(image, regions)
+        return refine_text_mask(image, regions, lines=lines)
