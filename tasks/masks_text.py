@@ -360,8 +360,9 @@ def refine_text_mask(image: np.ndarray, coarse_mask: np.ndarray, grow: int = 2, 
 
 
 def _line_parts(inside: np.ndarray, lines: np.ndarray | None) -> list[np.ndarray]:
-    """`inside` as the parts refined on their own: each line of a connected region `lines` cuts
-    into several (its pixels of no line go with the first), and the rest together, as one."""
+    """`inside` as the parts refined on their own: each line of a connected region that `lines`
+    cuts into several (its pixels of no line, a box the user drew over it, going to the nearest
+    line), and the rest together, as one."""
     if lines is None:
         return [inside]
     count, regions = cv2.connectedComponents(inside.astype(np.uint8), connectivity=8)
@@ -373,6 +374,34 @@ def _line_parts(inside: np.ndarray, lines: np.ndarray | None) -> list[np.ndarray
         if labels.size < 2:
             continue
         rest &= ~pixels
-        parts += [pixels & (lines == label) for label in labels]
-        parts[-labels.size] |= pixels & (lines <= 0)
+        own = np.where(pixels, lines, 0)
+        if (pixels & (own <= 0)).any():
+            # Each zero pixel of the distance transform is its own seed: what is nearest it takes its line.
+            _, nearest = cv2.distanceTransformWithLabels((own <= 0).astype(np.uint8), cv2.DIST_L2, 5,
+                                                         labelType=cv2.DIST_LABEL_PIXEL)
+            line_of_seed = np.zeros(int(nearest.max()) + 1, dtype=own.dtype)
+            line_of_seed[nearest[own > 0]] = own[own > 0]
+            own = np.where(pixels, line_of_seed[nearest], 0)
+        parts += [own == label for label in labels]
     return [rest, *parts] if rest.any() else parts
+
+
+def join_lines(labelled: list[np.ndarray]) -> np.ndarray:
+    """Several detectors' `lines` as one label image: each connected region of their union is one
+    line, unless one detector's labels cut it into several (the first that does)."""
+    union = np.zeros(labelled[0].shape, dtype=bool)
+    for labels in labelled:
+        union |= labels > 0
+    count, joined = cv2.connectedComponents(union.astype(np.uint8), connectivity=8)
+    following = count
+    for region in range(1, count):
+        pixels = joined == region
+        for labels in labelled:
+            inner = np.unique(labels[pixels])
+            inner = inner[inner > 0]
+            if inner.size >= 2:
+                for offset, label in enumerate(inner[1:]):
+                    joined[pixels & (labels == label)] = following + offset
+                following += inner.size - 1
+                break
+    return joined

@@ -32,7 +32,7 @@ from tasks.gate import IMAGE_SUITES, load_suite, row_refusals
 from tasks.images import decode_photo, encode_photo
 from tasks.masks import build_masks, mask_png
 from tasks.masks_text import VERSION as TEXT_STROKES_VERSION
-from tasks.masks_text import refine_text_mask
+from tasks.masks_text import join_lines, refine_text_mask
 from tasks.measure import (
     METRICS_VERSION,
     TEXT_CHECK_VERSION,
@@ -234,15 +234,14 @@ def _find_pixels(edit: _Edit, job: Job) -> None:
     steps["find_seconds"], clock = _lap(clock)
     is_text = (row.get("removal") or "object") == "text" and (row.get("action") or "remove") == "remove"
     found = np.zeros_like(shapes)
-    lines = np.zeros(shapes.shape, dtype=np.int32)
+    labelled = []
     for name in row.get("detect") or []:
         detector = get_stage("detect", name, config)
         if is_text:
             # Text rows take where the detectors fire, line by line, and cut it to strokes with the
             # boxes, below.
-            labels = detector.lines(photo.colour)
-            lines = np.where(labels > 0, labels + lines.max(), lines)
-            found |= labels > 0
+            labelled.append(detector.lines(photo.colour))
+            found |= labelled[-1] > 0
         else:
             found |= detector(photo.colour)
     if row.get("detect"):
@@ -253,7 +252,7 @@ def _find_pixels(edit: _Edit, job: Job) -> None:
         # the photo between the letters is never re-invented, re-grained or counted as edited. A
         # mask the user drew is never cut: it is the floor of the edit.
         coarse = refine_text_mask(photo.colour, coarse, grow=config.text.grow, margin=config.text.margin,
-                                  lines=lines if found.any() else None)
+                                  lines=join_lines(labelled) if found.any() else None)
     mask = drawn | coarse
     edit.region = (drawn | shapes | found) if is_text else None
     fraction = mask_fraction(mask)

@@ -37,7 +37,8 @@ call that fails leaves them as they were.
 Detectors (`DetectStage`) are called as `stage(image) -> mask` (HxW bool in the image's frame,
 True = found), and `regions(image) -> mask` is where they fire before any refinement (the Measure
 step asks the text detector whether text is still there, on a crop, with `regions(crop, scale)`);
-`run_many(images)` loops by default.
+`lines(image)` is the same labelled one line or object per label (HxW int32, 0 = nothing), so
+the text refinement takes stacked lines apart; `run_many(images)` loops by default.
 
 Stages are plain Python: no Prefect, and no torch here (a stage module imports what it needs).
 """

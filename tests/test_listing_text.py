@@ -108,11 +108,57 @@ def test_each_line_of_a_region_holding_two_is_refined_on_its_own():
     assert cv2.connectedComponents(region.astype(np.uint8))[0] - 1 == 1
     together = refine_text_mask(image, region)
     apart = refine_text_mask(image, region, lines=lines)
-    # Together: none of the number's ink is in the mask (measured).
+    assert np.count_nonzero(together & ink) < 0.1 * np.count_nonzero(ink), "the failure this guards against"
     assert np.count_nonzero(apart & ink) > 0.95 * np.count_nonzero(ink)
+    assert np.count_nonzero(apart) < 0.8 * np.count_nonzero(region), "strokes, not a line kept whole (88%)"
+    assert np.count_nonzero(apart & together) > 0.95 * np.count_nonzero(together), "the banner's strokes stay"
     assert not (apart & ~region).any()
+    # A box the user drew round the number, touching the banner's region: its pixels go with the
+    # line nearest them, not with the first.
+    boxed = region.copy()
+    ys, xs = np.nonzero(ink)
+    boxed[ys.min() - 12:ys.max() + 13, xs.min() - 12:xs.max() + 13] = True
+    with_box = refine_text_mask(image, boxed, lines=np.where(boxed & (lines == 0), 0, lines))
+    assert np.count_nonzero(with_box & ink) > 0.95 * np.count_nonzero(ink)
     one_line = np.where(region, 1, 0).astype(np.int32)
     assert np.array_equal(refine_text_mask(image, region, lines=one_line), together), "one line: as before"
+
+
+def test_a_detect_row_refines_stacked_lines_apart(make_job, tmp_path, monkeypatch):
+    from test_detect import stacked
+
+    import tasks.partition as partition
+
+    image, _, ink = stacked(photos.rocket())
+    save(tmp_path / "data" / "img.png", image)
+    masks = []
+
+    def recorded(image, region, **settings):
+        masks.append(refine_text_mask(image, region, **settings))
+        return masks[-1]
+
+    monkeypatch.setattr(partition, "refine_text_mask", recorded)
+    record = edit_row({"image_id": "t", "_row": 0, "image_uri": "img.png", "detect": ["text"], "removal": "text"},
+                      make_job(gate={"retry": False}))
+    assert record["outside_changed"] == 0
+    assert np.count_nonzero(masks[0] & ink) > 0.95 * np.count_nonzero(ink)
+
+
+def test_join_lines_keeps_one_detectors_split_and_joins_what_only_overlaps():
+    from tasks.masks_text import join_lines
+
+    first = np.zeros((60, 100), np.int32)
+    first[5:30, 5:95] = 1
+    first[30:55, 5:95] = 2  # one detector's two stacked lines
+    other = np.zeros_like(first)
+    other[20:40, 60:99] = 7  # another detector's region over both
+    joined = join_lines([first, other])
+    assert np.array_equal(joined > 0, (first > 0) | (other > 0))
+    assert joined[10, 10] != joined[50, 10] and len(np.unique(joined[joined > 0])) == 2
+    alone = np.zeros_like(first)
+    alone[5:20, 5:40], alone[10:30, 30:60] = 3, 4  # only overlapping, in one detector each
+    assert len(np.unique(join_lines([alone, np.zeros_like(alone)])[alone > 0])) == 2
+    assert len(np.unique(join_lines([np.where(alone == 3, 3, 0), np.where(alone == 4, 4, 0)])[alone > 0])) == 1
 
 
 def test_a_drawn_text_mask_is_never_cut(make_job, tmp_path):

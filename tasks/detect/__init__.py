@@ -3,7 +3,8 @@
 A detector is a stage of kind "detect" with the one contract of `tasks/stages.py`: a `name` and a
 `version`, `from_config(config)` that builds it from its own section (`detect.text`,
 `detect.faces`) and loads its model (once per worker, by `tasks.registry.get_stage`),
-`__call__(image) -> mask` and `regions(image) -> mask` (where it fires before any refinement):
+`__call__(image) -> mask`, `regions(image) -> mask` (where it fires before any refinement) and
+`lines(image) -> labels` (the regions, one int32 label per line or object, 0 = none):
 
 - `image`: HxWx3 (RGB) or HxW (grey) uint8, upright, full resolution;
 - returns an HxW bool mask in the image's frame, True = found.

@@ -130,6 +130,7 @@ def local_contrast(image: np.ndarray, sigma: float) -> np.ndarray:
 
 
 SAME_LINE = 0.5  # of the shorter core's height: two cores whose rows overlap this much are one line
+LINE_LIKE = 2.0  # a band of cores this many times wider than high is a line of its own, not a raised glyph
 
 
 def split_lines(regions: np.ndarray, cores: np.ndarray) -> np.ndarray:
@@ -137,8 +138,9 @@ def split_lines(regions: np.ndarray, cores: np.ndarray) -> np.ndarray:
     one line unless the detector's `cores` in it (its kernels: lines shrunk by construction) fall
     into bands of rows that overlap less than SAME_LINE of the shorter: stacked lines whose grown
     regions touch. Such a region is cut between them, each pixel going to the line of its nearest
-    core. Cores of one line (its words, a lone glyph beside them) share its rows and stay one line.
-    Only horizontal text is told apart; a tilted stack stays one region, as before."""
+    core. Cores of one line (its words, a lone glyph beside them) share its rows and stay one line;
+    a band less than LINE_LIKE times wider than high (a raised ©, a superscript) goes with the
+    line nearest it. Only horizontal text is told apart; a tilted stack stays one region."""
     count, labels = cv2.connectedComponents(regions.astype(np.uint8), connectivity=8)
     found, core_labels, stats, _ = cv2.connectedComponentsWithStats((cores & regions).astype(np.uint8), connectivity=8)
     region_of = np.zeros(found, dtype=np.int64)
@@ -147,7 +149,8 @@ def split_lines(regions: np.ndarray, cores: np.ndarray) -> np.ndarray:
     following = count
     for region in range(1, count):
         members = [k for k in range(1, found) if region_of[k] == region]
-        band_of = _row_bands(stats[members, cv2.CC_STAT_TOP], stats[members, cv2.CC_STAT_HEIGHT])
+        band_of = _row_bands(stats[members, cv2.CC_STAT_TOP], stats[members, cv2.CC_STAT_HEIGHT],
+                             stats[members, cv2.CC_STAT_WIDTH])
         if len(members) < 2 or band_of.max() == 0:
             continue
         # Each pixel of the region goes to the line of its nearest core.
@@ -166,23 +169,34 @@ def split_lines(regions: np.ndarray, cores: np.ndarray) -> np.ndarray:
     return labels
 
 
-def _row_bands(tops: np.ndarray, heights: np.ndarray) -> np.ndarray:
-    """The band of rows (0, 1, ...) each of a region's cores is in: cores whose rows overlap by
-    SAME_LINE of the shorter's height are in one, and so is what overlaps either."""
-    band = np.arange(len(tops))
+def _row_bands(tops: np.ndarray, heights: np.ndarray, widths: np.ndarray) -> np.ndarray:
+    """The line (0, 1, ...) each of a region's cores is in: cores whose rows overlap by SAME_LINE of
+    the shorter's height are in one band, and so is what overlaps either; a band that is not
+    LINE_LIKE joins the line-like band whose rows' middle is nearest its own."""
+    count = len(tops)
+    band = np.arange(count)
 
     def root(k: int) -> int:
         while band[k] != k:
             k = band[k]
         return k
 
-    for a in range(len(tops)):
-        for b in range(a + 1, len(tops)):
+    for a in range(count):
+        for b in range(a + 1, count):
             overlap = min(tops[a] + heights[a], tops[b] + heights[b]) - max(tops[a], tops[b])
             if overlap >= SAME_LINE * min(heights[a], heights[b]):
                 band[root(a)] = root(b)
-    roots = [root(k) for k in range(len(tops))]
-    return np.unique(roots, return_inverse=True)[1].reshape(-1) if roots else np.zeros(0, dtype=np.int64)
+    roots = np.array([root(k) for k in range(count)], dtype=np.int64)
+    bands = np.unique(roots)
+    top = np.array([tops[roots == r].min() for r in bands])
+    bottom = np.array([(tops + heights)[roots == r].max() for r in bands])
+    line_like = np.array([widths[roots == r].sum() for r in bands]) >= LINE_LIKE * (bottom - top)
+    if np.count_nonzero(line_like) < 2:
+        return np.zeros(count, dtype=np.int64)
+    middle = (top + bottom) / 2
+    lines = np.flatnonzero(line_like)
+    line_of_band = lines[np.abs(middle[:, None] - middle[lines][None, :]).argmin(axis=1)]
+    return np.searchsorted(lines, line_of_band[np.searchsorted(bands, roots)])
 
 
 class TextDetector(DetectStage):
@@ -242,14 +256,14 @@ class TextDetector(DetectStage):
         step asks it whether text is still there after a removal, on a crop, at the `scale` the text
         needs (default: `scale_for` the image)."""
         if scale is None:
-            return self.lines(image) > 0
+            return self.lines(image, contrast) > 0
         return self._detect(image, scale, contrast)[0]
 
-    def lines(self, image: np.ndarray) -> np.ndarray:
+    def lines(self, image: np.ndarray, contrast: bool = True) -> np.ndarray:
         """`regions` of a whole frame, one label per line (int32, 0 = no text): where two lines'
         regions touch (a phone number stacked under a banner), `split_lines` keeps them apart, so
         the stroke refinement sees each line's own ink."""
-        mask, cores = self._detect(image, self.scale_for(image.shape), True)
+        mask, cores = self._detect(image, self.scale_for(image.shape), contrast)
         mask, cores = self.look_along(image, mask, cores)
         return split_lines(mask, cores)
 
