@@ -138,6 +138,16 @@ def mask_components(mask: np.ndarray, margin: int) -> list[tuple[slice, slice]]:
     return [(slice(y0, y1), slice(x0, x1)) for x0, y0, x1, y1 in boxes]
 
 
+def nearest_labels(labels: np.ndarray) -> np.ndarray:
+    """Every pixel given the label of the nearest labelled pixel (`labels` > 0; Euclidean)."""
+    # Each zero pixel of the transform's input is a seed of its own; what is nearest it takes its label.
+    _, nearest = cv2.distanceTransformWithLabels((labels <= 0).astype(np.uint8), cv2.DIST_L2, 5,
+                                                 labelType=cv2.DIST_LABEL_PIXEL)
+    label_of_seed = np.zeros(int(nearest.max()) + 1, dtype=labels.dtype)
+    label_of_seed[nearest[labels > 0]] = labels[labels > 0]
+    return label_of_seed[nearest]
+
+
 def feather_weight(mask: np.ndarray, feather: float) -> np.ndarray:
     """Float32 weight in [0, 1]: 0 outside `mask`, rising to 1 over `feather` px inside its edge.
 

@@ -35,7 +35,7 @@ import cv2
 import numpy as np
 from scipy import ndimage
 
-from tasks.masks import mask_components
+from tasks.masks import mask_components, nearest_labels
 from tasks.probes import luminance, normalised_blur
 
 MIN_CONTRAST = 10.0  # grey levels: weaker "strokes" are noise or JPEG ringing, not text
@@ -376,12 +376,7 @@ def _line_parts(inside: np.ndarray, lines: np.ndarray | None) -> list[np.ndarray
         rest &= ~pixels
         own = np.where(pixels, lines, 0)
         if (pixels & (own <= 0)).any():
-            # Each zero pixel of the distance transform is its own seed: what is nearest it takes its line.
-            _, nearest = cv2.distanceTransformWithLabels((own <= 0).astype(np.uint8), cv2.DIST_L2, 5,
-                                                         labelType=cv2.DIST_LABEL_PIXEL)
-            line_of_seed = np.zeros(int(nearest.max()) + 1, dtype=own.dtype)
-            line_of_seed[nearest[own > 0]] = own[own > 0]
-            own = np.where(pixels, line_of_seed[nearest], 0)
+            own = np.where(pixels, nearest_labels(own), 0)
         parts += [own == label for label in labels]
     return [rest, *parts] if rest.any() else parts
 
@@ -389,6 +384,8 @@ def _line_parts(inside: np.ndarray, lines: np.ndarray | None) -> list[np.ndarray
 def join_lines(labelled: list[np.ndarray]) -> np.ndarray:
     """Several detectors' `lines` as one label image: each connected region of their union is one
     line, unless one detector's labels cut it into several (the first that does)."""
+    if len(labelled) == 1:
+        return labelled[0]
     union = np.zeros(labelled[0].shape, dtype=bool)
     for labels in labelled:
         union |= labels > 0

@@ -35,6 +35,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from tasks.masks import nearest_labels
 from tasks.masks_text import refine_text_mask
 from tasks.settings import TextDetectConfig
 from tasks.stages import DetectStage
@@ -141,31 +142,36 @@ def split_lines(regions: np.ndarray, cores: np.ndarray) -> np.ndarray:
     core. Cores of one line (its words, a lone glyph beside them) share its rows and stay one line;
     a band less than LINE_LIKE times wider than high (a raised ©, a superscript) goes with the
     line nearest it. Only horizontal text is told apart; a tilted stack stays one region."""
-    count, labels = cv2.connectedComponents(regions.astype(np.uint8), connectivity=8)
-    found, core_labels, stats, _ = cv2.connectedComponentsWithStats((cores & regions).astype(np.uint8), connectivity=8)
+    labels = np.zeros(regions.shape, dtype=np.int32)
+    rows, cols = np.flatnonzero(regions.any(axis=1)), np.flatnonzero(regions.any(axis=0))
+    if rows.size == 0:
+        return labels
+    # Labelling writes a 32-bit label per pixel: only the regions' bounding box is worth labelling.
+    box = slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)
+    inside = regions[box].astype(np.uint8)
+    count, within = cv2.connectedComponents(inside, connectivity=8)
+    found, core_labels, stats, _ = cv2.connectedComponentsWithStats((cores[box] & regions[box]).astype(np.uint8), connectivity=8)
     region_of = np.zeros(found, dtype=np.int64)
     ys, xs = np.nonzero(core_labels)
-    region_of[core_labels[ys, xs]] = labels[ys, xs]
+    region_of[core_labels[ys, xs]] = within[ys, xs]
     following = count
     for region in range(1, count):
-        members = [k for k in range(1, found) if region_of[k] == region]
+        members = np.flatnonzero(region_of == region)
+        if members.size < 2:
+            continue
         band_of = _row_bands(stats[members, cv2.CC_STAT_TOP], stats[members, cv2.CC_STAT_HEIGHT],
                              stats[members, cv2.CC_STAT_WIDTH])
-        if len(members) < 2 or band_of.max() == 0:
+        if band_of.max() == 0:
             continue
         # Each pixel of the region goes to the line of its nearest core.
-        x, y, w, h = cv2.boundingRect((labels == region).astype(np.uint8))
-        window = labels[y:y + h, x:x + w] == region
-        seeds = core_labels[y:y + h, x:x + w] * window
-        _, nearest = cv2.distanceTransformWithLabels((seeds == 0).astype(np.uint8), cv2.DIST_L2, 5,
-                                                     labelType=cv2.DIST_LABEL_CCOMP)
+        x, y, w, h = cv2.boundingRect((within == region).astype(np.uint8))
+        window = within[y:y + h, x:x + w] == region
         band_of_core = np.zeros(found, dtype=np.int64)
-        band_of_core[members] = band_of
-        band_of_seed = np.zeros(int(nearest.max()) + 1, dtype=np.int64)
-        band_of_seed[nearest[seeds > 0]] = band_of_core[seeds[seeds > 0]]
-        band = band_of_seed[nearest]
-        labels[y:y + h, x:x + w][window] = np.where(band == 0, region, following + band - 1)[window]
+        band_of_core[members] = band_of + 1
+        band = band_of_core[nearest_labels(core_labels[y:y + h, x:x + w] * window)] - 1
+        within[y:y + h, x:x + w][window] = np.where(band == 0, region, following + band - 1)[window]
         following += int(band_of.max())
+    labels[box] = within
     return labels
 
 
