@@ -5,7 +5,8 @@ pixels by `tasks.masks_text.refine_text_mask` (a mask file the user drew is neve
 floor of the edit). With `text.unblend` (off by default), semi-transparent strings are first taken
 off by inverting their blend (`tasks.clean.unblend`): where one opacity and colour explain their
 cores, the photo under them is measured, not guessed. Each connected part of what is left of the
-hole is then filled by the method that suits its width:
+hole, a pixel wider (`BLEED`: a JPEG carries the letters' colour a pixel past them, and a fill pinned
+to that pixel is drawn back in their colour), is then filled by the method that suits its width:
 
 - thin strokes (at most `telea_width` px across: small captions, outlines, hairlines) by fast
   marching (A. Telea, J. Graphics Tools 2004) or Navier-Stokes (M. Bertalmio, A. Bertozzi,
@@ -63,6 +64,7 @@ def split_by_width(holes: np.ndarray, thin_width: float) -> tuple[np.ndarray, np
     return thin, holes & ~thin
 
 
+BLEED = 1  # px past a mask that a JPEG's letters still colour: the fill is pinned beyond it
 CLONE_REACH = (1.25, 1.6, 2.0, 2.5, 3.0)  # candidate shifts' lengths, in the group's heights
 CLONE_DIRECTIONS = 16  # and their directions, evenly round: a texture's grain runs its own way
 DETAIL_SIGMA = 3.0  # px: a clone copies the photo's departure from a Gaussian of this size, its grain and fine texture
@@ -192,7 +194,7 @@ def _membrane_box(hole: np.ndarray, avoid: np.ndarray, near: bool = False) -> tu
 class TextRemover(EditStage):
     kind = "clean"
     name = "text"
-    version = "7"  # bump when the output bytes change: finished work is keyed by it (7: outliers per pixel, not per channel)
+    version = "8"  # bump when the output bytes change: finished work is keyed by it (8: filled a pixel past the mask)
 
     def __init__(self, settings: TextConfig = TextConfig()):
         self.settings = settings
@@ -209,15 +211,22 @@ class TextRemover(EditStage):
         # The pipeline refines text masks in its Find step (so Clarify and Measure see the strokes
         # too); called on a box or line region directly, the engine refines it itself.
         strokes = mask if context is not None and context.strokes_refined else self.strokes(image, mask)
+        original, letters = image, strokes
         out = image.copy()
         if not strokes.any():
             return out
+        recovered = np.zeros_like(strokes)
         if self.settings.unblend:
             # Semi-transparent letters: the photo under their cores is measured, not guessed, and
             # the fills below draw on it as on any photo.
             image, recovered = unblend(image, strokes)
             out = image.copy()
             strokes = strokes & ~recovered
+        # A JPEG carries the letters' colour a pixel past their edge (its chroma is stored at half
+        # resolution, its blocks ring): a mask drawn to the letters' own pixels has that pixel all round
+        # it, and a fill pinned to it draws the letters back in their colour. The holes are filled a
+        # pixel wider, and only the mask's pixels are written.
+        strokes = cv2.dilate(strokes.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * BLEED + 1,) * 2)) > 0
         thin, wide = split_by_width(strokes, self.settings.telea_width)
         holes = strokes.astype(np.uint8)  # every stroke is a hole: no fill draws from a letter
         method = _METHODS[self.settings.method]
@@ -227,7 +236,9 @@ class TextRemover(EditStage):
             out[rows, cols] = np.where(hole, filled, image[rows, cols])
         if wide.any():
             out = fill_wide(out, wide, strokes, self.settings.smooth_grain)
-        return out
+        kept = letters & ~recovered  # the photo measured under semi-transparent letters stays as measured
+        out = np.where(kept[..., None] if out.ndim == 3 else kept, out, image)
+        return np.where(letters[..., None] if out.ndim == 3 else letters, out, original)
 
 
 CHUNK = 3.0  # a long group is cloned in pieces this many times its height: each piece finds its own source
