@@ -17,7 +17,9 @@ Scores, with the truth:
   the fill alone and the outline alone (`layers`: a faint fill left inside a removed outline) and
   over windows two ink heights wide slid along the string, the worst kept (`letters`: a letter left
   whole in a string otherwise gone); see `part_remnants`. A row has text left when one of its strings
-  has a remnant or a layer's over 0.08 (LEFT) or a worst window over 0.2 (LEFT_LETTERS); a string
+  has a remnant or a layer's over 0.08 (LEFT) or a worst window over 0.2 (LEFT_LETTERS) or a window
+  whose mean colour is 10 grey levels or more off the truth's (LEFT_SHADE: the letters drawn back as a
+  silhouette, `_shaded`); a string
   that changed the photo by under MIN_CONTRAST grey levels on average (unseen in the input) is not scored;
 - OCR: rapidocr's recogniser (`tasks.detect.text.text_reader`) pointed at the string's box (grown
   by 4 px) of the output reads 2 or more of the string's letters/digits (score >= 0.5); the same
@@ -63,6 +65,7 @@ LEFT = 0.08  # a string whose remnant is over this is text left
 # ... and one whose worst window (`part_remnants`' letters) is over this: a letter left whole. Set by looking at
 # seed 2024's crops (0.2 keeps a lone "S" and a ghost "Call"; smeared fills with no letter stay under it).
 LEFT_LETTERS = 0.2
+LEFT_SHADE = 10.0  # grey levels: a window of letters whose fill is this far off the truth in its mean colour
 MIN_CONTRAST = 3.0  # grey levels: a layer or window the overlay changed less than this (JPEG noise) is not scored
 RELEASE = ("releases", "bench")
 # Columns the report shows anyway; any other column the release tables gain (say `attempts`) is shown too.
@@ -148,6 +151,27 @@ def _windowed(out, inp, truth, region: np.ndarray, contrast: np.ndarray) -> floa
     return worst
 
 
+def _shaded(out, truth, region: np.ndarray, contrast: np.ndarray) -> float:
+    """The largest offset of the output's mean colour from the truth's (any channel, grey levels) over
+    the windows `_windowed` scores: the letters drawn back as a shade (a darker or lighter silhouette on
+    fibres, the outline's shade carried into the fill), which projects on the overlay's colour as
+    nothing and which the remnant therefore does not see."""
+    ys, xs = np.nonzero(region)
+    if not len(xs):
+        return 0.0
+    ink = int(ys.max() - ys.min() + 1)
+    width, step = max(32, 2 * ink), max(8, ink // 2)
+    least = region.sum() * width / (xs.max() - xs.min() + 1) / 3
+    error = out.astype(np.float32) - truth
+    worst = 0.0
+    for x0 in range(int(xs.min()), int(xs.max()) + 1, step):
+        part = np.zeros_like(region)
+        part[:, x0:x0 + width] = region[:, x0:x0 + width]
+        if part.sum() >= least and contrast[part].mean() >= MIN_CONTRAST:
+            worst = max(worst, float(np.abs(error[part].mean(0)).max()))
+    return worst
+
+
 def part_remnants(out: np.ndarray, inp: np.ndarray, truth: np.ndarray, string: dict) -> dict[str, float]:
     """What the whole string's remnant averages away, both on the string's crop:
 
@@ -155,7 +179,9 @@ def part_remnants(out: np.ndarray, inp: np.ndarray, truth: np.ndarray, string: d
       each where the overlay changed the photo by MIN_CONTRAST grey levels or more on average: a low-contrast fill
       left whole inside a removed high-contrast outline weighs little in the whole;
     - `letters`: the worst window two ink heights wide over the string, its fill and its outline: a
-      letter or two left whole in a string otherwise gone.
+      letter or two left whole in a string otherwise gone;
+    - `shade`: the worst such window's mean colour offset from the truth (`_shaded`): letters drawn back
+      as a silhouette, not in the overlay's colour.
 
     Both take off the output's mean offset from the truth on the crop's pixels 3 px or more away from
     the string (a fill brighter or darker than the photo all over is not the overlay left).
@@ -177,7 +203,8 @@ def part_remnants(out: np.ndarray, inp: np.ndarray, truth: np.ndarray, string: d
     regions = regions[:1] + [r for r in regions[1:] if r.any() and contrast[r].mean() >= MIN_CONTRAST]
     layers = [remnant(out, inp, truth, r) for r in regions[1:]]
     return {"layers": max(layers, default=float("nan")),
-            "letters": max(_windowed(out, inp, truth, r, contrast) for r in regions)}
+            "letters": max(_windowed(out, inp, truth, r, contrast) for r in regions),
+            "shade": _shaded(out, truth, regions[0], contrast)}
 
 
 def ocr_reads(ocr, image: np.ndarray, string: dict) -> bool:
@@ -214,7 +241,7 @@ def score_text(case: dict, inp: np.ndarray, out: np.ndarray | None, truth: np.nd
             entry.update(remnant=whole, **part_remnants(out, inp, truth, string),
                          ocr_out=ocr_reads(ocr, out, string), **score(out, truth, region))
         entry["left"] = (entry["remnant"] > LEFT or entry.get("layers", 0.0) > LEFT
-                         or entry.get("letters", 1.0) > LEFT_LETTERS)
+                         or entry.get("letters", 1.0) > LEFT_LETTERS or entry.get("shade", 0.0) > LEFT_SHADE)
         scores.append(entry)
     return scores
 
@@ -251,6 +278,7 @@ def score_rows(folder: Path, cases: list[dict], rows: dict[str, dict], peer) -> 
             result["remnant"] = max((s["remnant"] for s in result["strings"] if not np.isnan(s["remnant"])),
                                     default=float("nan"))
             result["letters"] = max((s["letters"] for s in result["strings"] if "letters" in s), default=1.0)
+            result["shade"] = max((s["shade"] for s in result["strings"] if "shade" in s), default=float("nan"))
             layers = [s["layers"] for s in result["strings"] if not np.isnan(s.get("layers", float("nan")))]
             result["layers"] = max(layers, default=float("nan"))
             result["left"] = out is None or any(s["left"] for s in result["strings"])
@@ -512,14 +540,15 @@ def _short(string: dict) -> str:
 
 def row_table(scored: list[dict], extra: list[str]) -> list[str]:
     """One line per row: kind, classes, status, reason, remnant max, OCR, engine and new columns."""
-    head = ("| row | kind | strings (relation/ink height/outline/alpha) | status | reason | remnant / layers / letters max "
-            "| OCR out/in | engine |")
+    head = ("| row | kind | strings (relation/ink height/outline/alpha) | status | reason "
+            "| remnant / layers / letters / shade max | OCR out/in | engine |")
     lines = [head + "".join(f" {c} |" for c in extra), "|---|---|---|---|---|---:|---|---|" + "---|" * len(extra)]
     for r in scored:
         strings = r.get("strings") or []
         classes = ", ".join(_short(s) for s in r["case"]["strings"]) or "—"
         ocr = f"{sum(s['ocr_out'] for s in strings)}/{sum(s['ocr_in'] for s in strings)}" if strings else "—"
-        rem = (f"{r['remnant']:.3f} / {_number(r['layers'])} / {r['letters']:.2f}" + (" LEFT" if r["left"] else "")
+        rem = (f"{r['remnant']:.3f} / {_number(r['layers'])} / {r['letters']:.2f} / {r['shade']:.1f}"
+               + (" LEFT" if r["left"] else "")
                if "remnant" in r else "—")
         reason = (r["row"].get("reason") or "").replace("|", "/")[:90]
         cells = "".join(f" {r['row'].get(c, '')} |" for c in extra)
@@ -546,8 +575,8 @@ def report(scored: list[dict], run: dict, repeat: dict | None, facts: dict) -> s
         + ". One `clean-clarify run` with the DEFAULT config (no gate overrides), fresh store. Data made in "
         f"{facts['made_s']:.0f} s, scored in {facts['scoring_s']:.0f} s. Remnant: 0 = gone, 1 = untouched; a row has "
         f"text left when a string's remnant, or its fill's or outline's alone, > {LEFT} or its worst letters' "
-        f"(windows two ink heights wide) > {LEFT_LETTERS} (`part_remnants`); a row with no output counts as text "
-        "left.", "",
+        f"(windows two ink heights wide) > {LEFT_LETTERS} or their mean colour off the truth's by > "
+        f"{LEFT_SHADE:.0f} grey levels (`part_remnants`); a row with no output counts as text left.", "",
         "## The run", "", *run_lines(scored, run, facts), "",
         "## Floors of issue 13", "", *floors(scored, run, repeat, figures), "",
         "## Text, per kind", "", *kind_table(scored), "",
