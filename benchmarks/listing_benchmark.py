@@ -132,44 +132,35 @@ def remnant(out: np.ndarray, inp: np.ndarray, truth: np.ndarray, region: np.ndar
     return float((left * given).sum() / max((given * given).sum(), 1e-9))
 
 
-def _windowed(out, inp, truth, region: np.ndarray, contrast: np.ndarray) -> float:
-    """The largest remnant over windows two ink heights wide slid along `region` (a string's crop; half
-    an ink height a step; windows holding under a third of the average share, or where the overlay
-    changed the photo by under MIN_CONTRAST grey levels on average, left out)."""
+def _windows(region: np.ndarray, contrast: np.ndarray):
+    """Windows two ink heights wide slid along `region` (a string's crop; half an ink height a step),
+    as masks of its pixels; those holding under a third of the average share, or where the overlay
+    changed the photo by under MIN_CONTRAST grey levels on average, left out."""
     ys, xs = np.nonzero(region)
     if not len(xs):
-        return float("-inf")
+        return
     ink = int(ys.max() - ys.min() + 1)
     width, step = max(32, 2 * ink), max(8, ink // 2)
     least = region.sum() * width / (xs.max() - xs.min() + 1) / 3
-    worst = float("-inf")
     for x0 in range(int(xs.min()), int(xs.max()) + 1, step):
         part = np.zeros_like(region)
         part[:, x0:x0 + width] = region[:, x0:x0 + width]
         if part.sum() >= least and contrast[part].mean() >= MIN_CONTRAST:
-            worst = max(worst, remnant(out, inp, truth, part))
-    return worst
+            yield part
+
+
+def _windowed(out, inp, truth, region: np.ndarray, contrast: np.ndarray) -> float:
+    """The largest remnant over `_windows` of `region`."""
+    return max((remnant(out, inp, truth, part) for part in _windows(region, contrast)), default=float("-inf"))
 
 
 def _shaded(out, truth, region: np.ndarray, contrast: np.ndarray) -> float:
     """The largest offset of the output's mean colour from the truth's (any channel, grey levels) over
-    the windows `_windowed` scores: the letters drawn back as a shade (a darker or lighter silhouette on
+    the `_windows` of `region`: the letters drawn back as a shade (a darker or lighter silhouette on
     fibres, the outline's shade carried into the fill), which projects on the overlay's colour as
     nothing and which the remnant therefore does not see."""
-    ys, xs = np.nonzero(region)
-    if not len(xs):
-        return 0.0
-    ink = int(ys.max() - ys.min() + 1)
-    width, step = max(32, 2 * ink), max(8, ink // 2)
-    least = region.sum() * width / (xs.max() - xs.min() + 1) / 3
     error = out.astype(np.float32) - truth
-    worst = 0.0
-    for x0 in range(int(xs.min()), int(xs.max()) + 1, step):
-        part = np.zeros_like(region)
-        part[:, x0:x0 + width] = region[:, x0:x0 + width]
-        if part.sum() >= least and contrast[part].mean() >= MIN_CONTRAST:
-            worst = max(worst, float(np.abs(error[part].mean(0)).max()))
-    return worst
+    return max((float(np.abs(error[part].mean(0)).max()) for part in _windows(region, contrast)), default=0.0)
 
 
 def part_remnants(out: np.ndarray, inp: np.ndarray, truth: np.ndarray, string: dict) -> dict[str, float]:
