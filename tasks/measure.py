@@ -13,8 +13,8 @@ untouched pixels around it (ring width scaled to the component: half the square 
   that go on inside the fill ("does the plank line continue behind the removed car?").
   NaN when fewer than 3 strong edges enter.
 - `ghost_score` (text): gradient on the removed strokes' contours (edges of the input inside the
-  mask) / gradient elsewhere in the fill. A clean fill has no memory of where the letters were
-  (≈ 1); left-over outlines score well above.
+  mask that are edges of what the edit took away too) / gradient elsewhere in the fill. A clean
+  fill has no memory of where the letters were (≈ 1); left-over outlines score well above.
 - `remnant_score` (text): the share of the removed text's signal still in place, without ground
   truth. The photo under the text is estimated from the ring across the region where the text was
   said to be (its box, line region or drawn mask, not only the pixels refined to strokes), twice:
@@ -54,7 +54,7 @@ EDGE_PERCENTILE, MIN_EDGE_GRADIENT = 90, 40.0  # Canny's high threshold: the rin
 # Below these a region is flat (an 8-bit photo's quantisation: sigma 0.29): clipped highlights, a plain
 # backdrop. Their ratios are taken from here, so a flat fill of a flat ring scores 1.
 FLAT_TEXTURE, FLAT_NOISE = 0.5, 0.3
-METRICS_VERSION = "3"  # bump when the metrics' values change: finished work (and its gate verdicts) is keyed by it
+METRICS_VERSION = "4"  # bump when the metrics' values change: finished work (and its gate verdicts) is keyed by it
 MIN_NATURAL_STEP = 0.5  # grey levels: the seam score's denominator never falls below half a level
 _EPS = 1e-6
 
@@ -368,9 +368,12 @@ def measure_edit(
         item.structure_entries, item.structure_continued = _continuity(after, fill, ring, gradient, ring_w)
         if removal == "text":
             before = luminance(original[rows, cols])
-            # The letters' outlines are the edges of what the edit took away, not of the photo.
+            # The letters' outlines are the edges of what the edit took away, not of the photo, and
+            # edges the input had: a fill that copies the photo's texture (rock, fibres) has edges of
+            # its own in what was taken away, where the input had none, and they are no ghost.
             removed = np.abs(before - after)
-            strokes = strong_edges(removed, gradient_magnitude(removed)[fill]) & fill
+            outlines = cv2.dilate(strong_edges(before, gradient_magnitude(before)[fill]).astype(np.uint8), _disc(1)) > 0
+            strokes = strong_edges(removed, gradient_magnitude(removed)[fill]) & outlines & fill
             away = fill & ~(cv2.dilate(strokes.astype(np.uint8), _disc(2)) > 0)
             if strokes.sum() >= MIN_PIXELS and away.sum() >= MIN_PIXELS:
                 item.ghost_score = float(gradient[strokes].mean() / max(gradient[away].mean(), _EPS))

@@ -13,15 +13,17 @@ to that pixel is drawn back in their colour), is then filled by the method that 
   G. Sapiro, CVPR 2001) inpainting: on a hole a few pixels wide either draws from true pixels on
   both sides of every stroke, and nothing is re-invented;
 - wider strokes (the 10-25 px letters of 56-160 px listing text, a whole box where no strokes
-  could be told from the photo) by `clone_fill`: the photo's lines and shading carried across
-  them from their edge by coherence transport (`tasks.clean.coherence`: a wire or a bar crossing
-  a letter goes through it), and the grain and fine texture of the photo beside them copied in
-  over that: a diffusion alone leaves a smear in the letters' shape, which is the text still there;
+  could be told from the photo) by `patch_fill`: PatchMatch (C. Barnes et al., SIGGRAPH 2009) on
+  the photo round each piece, other letters neither filled nor copied, so the photo's texture at
+  every scale (fibres, feathers, rock, bokeh) runs on through them; `clone_fill` (`text.wide_fill:
+  clone`) instead lays the grain of a shifted copy over the photo's lines and shading carried
+  across from the edge by coherence transport (`tasks.clean.coherence`), which is smooth inside
+  each letter and on a busy photo leaves a blob in its shape;
 - except wide letters over a smooth photo (a sky, a wall, a dark cloud: `text.smooth_grain`),
   filled from their edge alone by `membrane_fill`: there the transport is what the photo holds,
   and Clarify's regrain gives it the camera's grain.
 
-The thin parts are filled first, so a clone may copy from them once they hold no letters. Pixels
+The thin parts are filled first, so a wide fill may copy from them once they hold no letters. Pixels
 of the mask outside the strokes are returned unchanged.
 """
 
@@ -29,6 +31,7 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+from patchmatch import patch_match
 
 from tasks.clean.coherence import coherence_fill
 from tasks.clean.unblend import unblend
@@ -68,6 +71,9 @@ BLEED = 1  # px past a mask that a JPEG's letters still colour: the fill is pinn
 CLONE_REACH = (1.25, 1.6, 2.0, 2.5, 3.0)  # candidate shifts' lengths, in the group's heights
 CLONE_DIRECTIONS = 16  # and their directions, evenly round: a texture's grain runs its own way
 DETAIL_SIGMA = 3.0  # px: a clone copies the photo's departure from a Gaussian of this size, its grain and fine texture
+PATCH_RADIUS = 3  # px: PatchMatch's patches are 7x7, a stroke's width or less, so its texture is matched, not its shape
+PATCH_REACH = 1.5  # the photo round a piece that PatchMatch copies from, in the piece's heights (and 16 px more)
+PATCH_SEED = 0
 MEMBRANE_REACH = 16  # px: more than the transport's radius (5) and the median window (2) together
 OUTLIER = 16.0  # grey levels: an edge difference this far from its 5x5 median is a hairline of letter, not photo
 
@@ -140,6 +146,29 @@ def clone_fill(image: np.ndarray, hole: np.ndarray, avoid: np.ndarray, ring: int
     return np.clip(np.rint(out), 0, 255).astype(np.uint8).reshape(image.shape)
 
 
+def patch_fill(image: np.ndarray, hole: np.ndarray, avoid: np.ndarray) -> np.ndarray:
+    """`hole` filled by PatchMatch (C. Barnes et al., "PatchMatch", SIGGRAPH 2009: a hole's patches
+    voted from their nearest patches of the photo, coarse to fine) on a crop reaching PATCH_REACH of
+    the hole's height round it; `avoid` (other letters) is neither filled nor copied from.
+
+    The texture is the photo's own at every scale: fibres, feathers and rock run on through the
+    letters. `clone_fill` takes only a copy's fine detail over a membrane pinned to the edge, and on
+    a busy photo its smooth membrane is left as a blob in each letter's shape (listing row 027)."""
+    ys, xs = np.nonzero(hole)
+    side = min(ys.max() - ys.min() + 1, xs.max() - xs.min() + 1)
+    reach = int(PATCH_REACH * side) + 16
+    box = (slice(max(0, ys.min() - reach), ys.max() + reach + 1), slice(max(0, xs.min() - reach), xs.max() + reach + 1))
+    crop, inside = image[box], hole[box]
+    rgb = crop if crop.ndim == 3 else np.repeat(crop[..., None], 3, 2)
+    # One seed for every call: the same row gives the same bytes, whatever ran before it.
+    patch_match.set_random_seed(PATCH_SEED)
+    filled = patch_match.inpaint(np.ascontiguousarray(rgb), inside.astype(np.uint8),
+                                 global_mask=(avoid[box] & ~inside).astype(np.uint8), patch_size=PATCH_RADIUS)
+    out = image.copy()
+    out[box][inside] = filled[inside] if image.ndim == 3 else filled[inside][:, 0]
+    return out
+
+
 def membrane_fill(image: np.ndarray, hole: np.ndarray, avoid: np.ndarray) -> np.ndarray:
     """`hole` filled from its edge alone: `clone_fill`'s membrane with nothing copied under it, a
     coherence transport pinned to the edge less its outliers (a hairline of letter the mask missed).
@@ -194,7 +223,7 @@ def _membrane_box(hole: np.ndarray, avoid: np.ndarray, near: bool = False) -> tu
 class TextRemover(EditStage):
     kind = "clean"
     name = "text"
-    version = "8"  # bump when the output bytes change: finished work is keyed by it (8: filled a pixel past the mask)
+    version = "9"  # bump when the output bytes change: finished work is keyed by it (9: wide strokes by PatchMatch)
 
     def __init__(self, settings: TextConfig = TextConfig()):
         self.settings = settings
@@ -235,7 +264,7 @@ class TextRemover(EditStage):
             hole = thin[rows, cols] if image.ndim == 2 else thin[rows, cols, None]
             out[rows, cols] = np.where(hole, filled, image[rows, cols])
         if wide.any():
-            out = fill_wide(out, wide, strokes, self.settings.smooth_grain)
+            out = fill_wide(out, wide, strokes, self.settings.smooth_grain, self.settings.wide_fill)
         kept = letters & ~recovered  # the photo measured under semi-transparent letters stays as measured
         out = np.where(kept[..., None] if out.ndim == 3 else kept, out, image)
         return np.where(letters[..., None] if out.ndim == 3 else letters, out, original)
@@ -245,13 +274,15 @@ CHUNK = 3.0  # a long group is cloned in pieces this many times its height: each
 MAX_JOIN = 64  # px: the widest gap between the letters of one group
 
 
-def fill_wide(image: np.ndarray, wide: np.ndarray, strokes: np.ndarray, smooth_grain: float = 0.0) -> np.ndarray:
+def fill_wide(image: np.ndarray, wide: np.ndarray, strokes: np.ndarray, smooth_grain: float = 0.0,
+              method: str = "patch") -> np.ndarray:
     """Each group of wide strokes (the letters of a word or line, joined across their gaps) filled
-    by `clone_fill` on a crop around it, a long group piece by piece along its length (one shift
-    for a whole line copies a strip of whatever lies beside it); `strokes`: every letter pixel,
-    never copied into a hole (pieces already filled are photo again and may be). The letters of a
-    piece over a smooth photo (`smooth_parts`, under `smooth_grain`) are filled first, by
-    `membrane_fill`."""
+    by `WIDE_FILLS[method]` (`patch_fill` or `clone_fill`) on a crop around it, a long group piece by
+    piece along its length (one source for a whole line copies a strip of whatever lies beside it);
+    `strokes`: every letter pixel, never copied into a hole (pieces already filled are photo again and
+    may be). The letters of a piece over a smooth photo (`smooth_parts`, under `smooth_grain`) are
+    filled first, by `membrane_fill`."""
+    textured = WIDE_FILLS[method]
     out = image.copy()
     frame_h, frame_w = wide.shape
     # The groups are found on the strokes' box with room for the widest join, not on the whole frame.
@@ -285,7 +316,7 @@ def fill_wide(image: np.ndarray, wide: np.ndarray, strokes: np.ndarray, smooth_g
             if not hole.any():
                 continue
             smooth = smooth_parts(out[rows, cols], hole, left[rows, cols], smooth_grain)
-            for part, fill in ((smooth, membrane_fill), (hole & ~smooth, clone_fill)):
+            for part, fill in ((smooth, membrane_fill), (hole & ~smooth, textured)):
                 if part.any():
                     filled = fill(out[rows, cols], part, left[rows, cols] & ~part)
                     target = out[rows, cols]
@@ -294,6 +325,7 @@ def fill_wide(image: np.ndarray, wide: np.ndarray, strokes: np.ndarray, smooth_g
     return out
 
 
+WIDE_FILLS = {"patch": patch_fill, "clone": clone_fill}
 GRAIN_SIGMA = 3.0  # px: the photo's grain is its departure from a Gaussian of this size
 GRAIN_RING = 10  # px: the photo around a letter whose grain decides how the letter is filled
 
