@@ -91,7 +91,7 @@ class TextConfig(_Strict):
                           "default: on masks much wider than the letters (a box cut to strokes) a wrong fit can pass "
                           "its checks and leave the letters as colour fringes (docs/engines.md).")
     telea_width: float = Field(8.0, ge=0, description="Strokes at most this wide (px, after `grow`) are filled by "
-                               "inpainting; wider ones are cloned from the photo beside them (diffusion smears them).")
+                               "inpainting; wider ones by `wide_fill` from the photo round them (diffusion smears them).")
     wide_fill: Literal["patch", "clone"] = Field("patch", description="How wide strokes over a photo with grain are "
                                                  "filled: 'patch', PatchMatch on the photo round them (its texture at "
                                                  "every scale runs on through the letters); 'clone', the fine detail of "
@@ -99,7 +99,7 @@ class TextConfig(_Strict):
                                                  "busy photo it leaves a blob in each letter's shape).")
     smooth_grain: float = Field(3.0, ge=0, description="A wide letter whose photo around it has a median grain "
                                 "(|luma - Gaussian 3 px|) under this many grey levels is filled from its edge alone "
-                                "(a sky, a wall: a clone would copy in what lies beside it); 0 clones every one.")
+                                "(a sky, a wall: a copy would bring in what lies beside it); 0 fills every one by `wide_fill`.")
 
 
 class BlurConfig(_Strict):

@@ -270,7 +270,7 @@ class TextRemover(EditStage):
         return np.where(letters[..., None] if out.ndim == 3 else letters, out, original)
 
 
-CHUNK = 3.0  # a long group is cloned in pieces this many times its height: each piece finds its own source
+CHUNK = 3.0  # a long group is filled in pieces this many times its height: each piece finds its own source
 MAX_JOIN = 64  # px: the widest gap between the letters of one group
 
 
