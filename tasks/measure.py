@@ -13,7 +13,8 @@ untouched pixels around it (ring width scaled to the component: half the square 
   that go on inside the fill ("does the plank line continue behind the removed car?").
   NaN when fewer than 3 strong edges enter.
 - `ghost_score` (text): gradient on the removed strokes' contours (edges of the input inside the
-  mask that are edges of what the edit took away too) / gradient elsewhere in the fill. A clean
+  mask that are edges of what the edit took away too) / gradient elsewhere in the fill, each at
+  least `FLAT_GRADIENT` (a flat fill over a clipped sky scores 1, not ringing / 0). A clean
   fill has no memory of where the letters were (≈ 1); left-over outlines score well above.
 - `remnant_score` (text): the share of the removed text's signal still in place, without ground
   truth. The photo under the text is estimated from the ring across the region where the text was
@@ -54,7 +55,8 @@ EDGE_PERCENTILE, MIN_EDGE_GRADIENT = 90, 40.0  # Canny's high threshold: the rin
 # Below these a region is flat (an 8-bit photo's quantisation: sigma 0.29): clipped highlights, a plain
 # backdrop. Their ratios are taken from here, so a flat fill of a flat ring scores 1.
 FLAT_TEXTURE, FLAT_NOISE = 0.5, 0.3
-METRICS_VERSION = "4"  # bump when the metrics' values change: finished work (and its gate verdicts) is keyed by it
+FLAT_GRADIENT = 4.0  # a one-grey-level step as the 3x3 Sobel reads it: the ghost score's floor on both sides
+METRICS_VERSION = "5"  # bump when the metrics' values change: finished work (and its gate verdicts) is keyed by it
 MIN_NATURAL_STEP = 0.5  # grey levels: the seam score's denominator never falls below half a level
 _EPS = 1e-6
 
@@ -376,7 +378,8 @@ def measure_edit(
             strokes = strong_edges(removed, gradient_magnitude(removed)[fill]) & outlines & fill
             away = fill & ~(cv2.dilate(strokes.astype(np.uint8), _disc(2)) > 0)
             if strokes.sum() >= MIN_PIXELS and away.sum() >= MIN_PIXELS:
-                item.ghost_score = float(gradient[strokes].mean() / max(gradient[away].mean(), _EPS))
+                # Over a clipped sky the fill is flat: a JPEG's ringing on the contour scored 10^6.
+                item.ghost_score = _ratio(float(gradient[strokes].mean()), float(gradient[away].mean()), FLAT_GRADIENT)
 
     def weighted(name: str) -> float:
         pairs = [(getattr(c, name), c.area) for c in components if not math.isnan(getattr(c, name))]

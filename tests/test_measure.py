@@ -98,6 +98,28 @@ def test_a_fill_with_the_photos_own_texture_is_no_ghost(name):
     assert scores[0] < 1.3 and scores[1] < 1.3 and scores[2] > 1.6, scores
 
 
+@pytest.mark.parametrize("name, gain, xy", [("astronaut", 2.0, (305, 145)), ("camera", 1.5, (20, 10))])
+def test_a_clean_fill_over_a_clipped_sky_is_no_ghost(name, gain, xy):
+    # Dark letters over an over-exposed (255) patch, saved as JPEG, masked to the letters grown by a
+    # pixel: the photo put back is flat, and the JPEG's ringing on the contour, over a gradient of
+    # nothing beside it, scored 10^6 and refused a perfect fill; a ghost a tenth of the letters'
+    # contrast is still one.
+    photo = getattr(photos, name)()
+    photo = np.repeat(photo[..., None], 3, axis=2) if photo.ndim == 2 else photo
+    photo = np.clip(photo.astype(int) * gain, 0, 255).astype(np.uint8)
+    drawn = Image.fromarray(photo)
+    ImageDraw.Draw(drawn).text(xy, "SALE", font=ImageFont.truetype(FONT, 70), fill=(30, 30, 30))
+    drawn = np.asarray(drawn)
+    texted = cv2.imdecode(cv2.imencode(".jpg", drawn, [cv2.IMWRITE_JPEG_QUALITY, 95])[1], cv2.IMREAD_UNCHANGED)
+    ink = np.abs(drawn.astype(int) - photo).max(axis=-1) > 0
+    mask = cv2.dilate(ink.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+    assert (photo[mask] == 255).all(axis=-1).mean() > 0.9
+    truth = np.where(mask[..., None], photo, texted)
+    ghost = np.where(mask[..., None], np.clip(photo + (drawn.astype(int) - photo) // 10, 0, 255), texted).astype(np.uint8)
+    scores = [measure_edit(texted, out, mask, removal="text").ghost_score for out in (truth, ghost)]
+    assert scores[0] < 1.3 and scores[1] > 1.6, scores
+
+
 def test_privacy_residual_tells_a_mosaic_from_a_light_blur():
     from tasks.clean import EditContext, composite
     from tasks.config import Config
