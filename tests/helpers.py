@@ -12,6 +12,8 @@ from PIL import Image
 from tasks.config import Config
 from tasks.stages import EditContext
 
+FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf"  # the bold sans the listing tests draw letters in
+
 # For tests of the plumbing (resume, scale-out, storage), not of fill quality: every row is
 # published whatever its metrics, so that a borderline fill cannot fail a test about kill -9.
 LENIENT_GATE = {

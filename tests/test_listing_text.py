@@ -1,10 +1,11 @@
 """Issue 13: text removal that holds on listing overlays (drawn masks are floors, both layers of an
-outlined caption are found, wide strokes are cloned, Measure sees remnants, refused edits are retried)."""
+outlined caption are found, wide strokes are filled with the photo's texture, Measure sees remnants, refused
+edits are retried)."""
 
 import cv2
 import numpy as np
 import pytest
-from helpers import save
+from helpers import FONT, save
 from PIL import Image, ImageDraw, ImageFont
 from skimage import data as photos
 
@@ -17,8 +18,6 @@ from tasks.partition import edit_row
 from tasks.probes import immerkaer_sigma, luminance
 from tasks.settings import TextConfig
 from tasks.stages import EditContext
-
-FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf"
 
 
 def caption(photo: np.ndarray, text="OPEN HOUSE", xy=(60, 380), size=48, fill=(255, 220, 0, 255),

@@ -5,14 +5,20 @@ import typing
 import cv2
 import numpy as np
 import pytest
-from helpers import ellipse, telea
+from helpers import FONT, ellipse, telea
 from PIL import Image, ImageDraw, ImageFont
 from skimage import data as photos
 
 from tasks.measure import measure_edit, outside_changed
 from tasks.probes import immerkaer_sigma
 
-FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf"
+
+def sale(photo: np.ndarray, xy: tuple[int, int], colour: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """`photo` with a 70 px "SALE" drawn at `xy` in `colour`; (that image, its letters' pixels)."""
+    drawn = Image.fromarray(photo)
+    ImageDraw.Draw(drawn).text(xy, "SALE", font=ImageFont.truetype(FONT, 70), fill=colour)
+    drawn = np.asarray(drawn)
+    return drawn, np.abs(drawn.astype(int) - photo).max(axis=-1) > 0
 
 
 @pytest.mark.parametrize("name", ["brick", "gravel", "grass"])
@@ -86,10 +92,7 @@ def test_a_fill_with_the_photos_own_texture_is_no_ghost(name):
     # itself and its texture from 40 px beside the word both score as no ghost (coffee: 2.96 and 3.71
     # before), and the letters left at a third of their contrast still do.
     photo = getattr(photos, name)()
-    image = Image.fromarray(photo)
-    ImageDraw.Draw(image).text((100, 120), "SALE", font=ImageFont.truetype(FONT, 70), fill=(255, 255, 255))
-    texted = np.asarray(image)
-    ink = np.abs(texted.astype(int) - photo).max(axis=-1) > 0
+    texted, ink = sale(photo, (100, 120), (255, 255, 255))
     mask = cv2.dilate(ink.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
     copied = photo.copy()
     copied[mask] = np.roll(photo, 40, axis=1)[mask]
@@ -107,11 +110,8 @@ def test_a_clean_fill_over_a_clipped_sky_is_no_ghost(name, gain, xy):
     photo = getattr(photos, name)()
     photo = np.repeat(photo[..., None], 3, axis=2) if photo.ndim == 2 else photo
     photo = np.clip(photo.astype(int) * gain, 0, 255).astype(np.uint8)
-    drawn = Image.fromarray(photo)
-    ImageDraw.Draw(drawn).text(xy, "SALE", font=ImageFont.truetype(FONT, 70), fill=(30, 30, 30))
-    drawn = np.asarray(drawn)
+    drawn, ink = sale(photo, xy, (30, 30, 30))
     texted = cv2.imdecode(cv2.imencode(".jpg", drawn, [cv2.IMWRITE_JPEG_QUALITY, 95])[1], cv2.IMREAD_UNCHANGED)
-    ink = np.abs(drawn.astype(int) - photo).max(axis=-1) > 0
     mask = cv2.dilate(ink.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
     assert (photo[mask] == 255).all(axis=-1).mean() > 0.9
     truth = np.where(mask[..., None], photo, texted)
