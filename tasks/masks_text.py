@@ -54,7 +54,14 @@ INK_SPREAD = 6.0  # grey levels (luma, robust sd): a set this even is one opaque
 INK_TOLERANCE = 16.0  # grey levels (luma; twice that per channel): a pixel this near an opaque ink's colour is ink
 INK_REACH = 6  # px beside the ink that are letters whatever their colour: a 4 px outline and its anti-aliased edges
 INK_BLOB = 0.1  # of the line's height: a blob of strokes farther from the ink, this wide or more, is photo
-VERSION = "10"  # bump when the strokes found for a region change: finished work is keyed by it
+GLYPH_REACH = 1.5  # ink heights beyond each end of a line looked at for a glyph the detector left out
+GLYPH_GAP = 1.0  # ink heights: the widest gap between a line's ink and a glyph that continues it
+GLYPH_BAND = 0.25  # of the ink height above and below the ink's rows: the rows the glyph may take
+GLYPH_STEPS = 3  # glyphs taken one after the other at each end ('$48' before '9,000')
+GLYPH_SAMPLES = 128  # colours sampled of the ink, of the line's photo and of the photo above and below
+GLYPH_INK = 24.0  # RGB distance: a pixel this near one of the ink's colours, half as near as any photo's...
+GLYPH_APART = 48.0  # ... and this far from every one of them, is ink
+VERSION = "11"  # bump when the strokes found for a region change: finished work is keyed by it
 
 
 def _odd(value: float, low: int, high: int) -> int:
@@ -357,6 +364,105 @@ def refine_text_mask(image: np.ndarray, coarse_mask: np.ndarray, grow: int = 2, 
             strokes = outer_fringe(image[rows, cols], strokes & inside, inside)
             refined[rows, cols] |= strokes & inside
     return refined
+
+
+def _spread(pixels: np.ndarray, count: int) -> np.ndarray:
+    """`count` of `pixels` (Nx3) taken evenly along them (all of them when fewer): a sample that is
+    the same on every run."""
+    if len(pixels) <= count:
+        return pixels
+    return pixels[np.linspace(0, len(pixels) - 1, count).astype(np.int64)]
+
+
+def _ink_like(window: np.ndarray, ink: np.ndarray, photo: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The pixels of `window` (HxWx3 float32) whose colour is within GLYPH_INK of one of `ink`'s, at
+    most half as far as the nearest of `photo`'s and at least GLYPH_APART from all of them; and
+    those within GLYPH_INK of one of `ink`'s, whatever the photo's (an outline as dark as the photo)."""
+    flat = window.reshape(-1, 3)
+    squared = (flat * flat).sum(1, keepdims=True)
+
+    def nearest(colours: np.ndarray) -> np.ndarray:
+        # |a - b|^2 = |a|^2 + |b|^2 - 2 a.b: one matrix product, not an N x K x 3 array
+        return np.sqrt(np.maximum(squared + (colours * colours).sum(1)[None] - 2 * flat @ colours.T, 0).min(1))
+
+    to_ink, to_photo = nearest(ink), nearest(photo)
+    near = to_ink < GLYPH_INK
+    return (near & (to_ink < 0.5 * to_photo) & (to_photo > GLYPH_APART)).reshape(window.shape[:2]), near.reshape(window.shape[:2])
+
+
+def continue_lines(image: np.ndarray, strokes: np.ndarray, lines: np.ndarray, grow: int = 2,
+                   gap: float = GLYPH_GAP) -> np.ndarray:
+    """`strokes` with the glyphs a text detector left out at the ends of its `lines` (HxW int labels),
+    grown by `grow` px.
+
+    The detector does not see a lone symbol as text (a '©' before 'stockphoto': its probability
+    there is nil at any scale) nor does the recogniser read it, so the line ends at the word and the
+    symbol is published. Beyond each end of a line's ink, over its rows and GLYPH_BAND more, a
+    glyph is a connected set of pixels of the line's own ink colours (`_ink_like`: near the ink's,
+    far from the photo's in the line and just above and below the window, where no glyph of the
+    line reaches) that fits in those rows and in the window, is at least half the ink's height, no wider than 1.5
+    times its height, centred on the line, and apart from its end (what runs on from the ink is photo
+    the refinement already weighed) by at most `gap` ink heights; with what it
+    closes in on (the c of the ©) and the pixels of the ink's colours within INK_REACH of it (its
+    outline, dark as the photo may be). Up to GLYPH_STEPS glyphs are taken one after the other."""
+    out = strokes.copy()
+    if gap <= 0 or not (lines > 0).any():
+        return out
+    colour = (image if image.ndim == 3 else np.repeat(image[..., None], 3, 2)).astype(np.float32)
+    frame_h, frame_w = strokes.shape
+    for label in np.unique(lines[lines > 0]):
+        region = lines == label
+        ink = strokes & region
+        if np.count_nonzero(ink) < 50:
+            continue
+        ys, xs = np.nonzero(ink)
+        top, bottom = float(np.percentile(ys, 1)), float(np.percentile(ys, 99)) + 1
+        height = bottom - top
+        photo = region & ~(cv2.dilate(ink.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0)
+        if np.count_nonzero(photo) < 16:
+            continue  # a region kept whole: no ink told from photo to match
+        ink_colours = _spread(colour[ink], GLYPH_SAMPLES)
+        photo_colours = _spread(colour[photo], GLYPH_SAMPLES)
+        rows = slice(int(max(0, top - GLYPH_BAND * height)), int(min(frame_h, bottom + GLYPH_BAND * height)))
+        beyond = int(0.5 * height)
+        for side in (-1, 1):
+            edge = int(xs.min()) if side < 0 else int(xs.max()) + 1
+            for _ in range(GLYPH_STEPS):
+                reach = int(GLYPH_REACH * height)
+                cols = slice(max(0, edge - reach), edge) if side < 0 else slice(edge, min(frame_w, edge + reach))
+                if cols.stop - cols.start < 4:
+                    break
+                # The photo just above and below the window: a glyph of the line is never there.
+                around = np.concatenate([colour[max(0, rows.start - beyond):rows.start, cols].reshape(-1, 3),
+                                         colour[rows.stop:rows.stop + beyond, cols].reshape(-1, 3)])
+                like, inky = _ink_like(colour[rows, cols], ink_colours,
+                                       np.concatenate([photo_colours, _spread(around, GLYPH_SAMPLES)]))
+                like &= ~region[rows, cols]
+                count, labels, stats, _ = cv2.connectedComponentsWithStats(like.astype(np.uint8), connectivity=8)
+                glyphs = np.zeros_like(like)
+                for k in range(1, count):
+                    x, y, w, h, _ = stats[k]
+                    apart = (cols.stop - cols.start) - (x + w) if side < 0 else x
+                    centre = rows.start + y + h / 2
+                    # A glyph is whole inside the window: what runs on past its rows or its far end is photo.
+                    far = x == 0 if side < 0 else x + w == like.shape[1]
+                    if (far or y == 0 or y + h == like.shape[0] or h < 0.5 * height or w > 1.5 * h
+                            or abs(centre - (top + bottom) / 2) > GLYPH_BAND * height or not 0 < apart <= gap * height):
+                        continue
+                    glyphs |= labels == k
+                    glyphs[y:y + h, x:x + w] |= like[y:y + h, x:x + w]
+                if not glyphs.any():
+                    break
+                # Its outline goes with it, of the ink's colours even where the photo has them too.
+                reach = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * INK_REACH + 1, 2 * INK_REACH + 1))
+                glyphs |= (cv2.dilate(glyphs.astype(np.uint8), reach) > 0) & inky & ~region[rows, cols]
+                out[rows, cols] |= glyphs
+                taken = np.flatnonzero(glyphs.any(0))
+                edge = cols.start + (int(taken.min()) if side < 0 else int(taken.max()) + 1)
+    if grow:
+        disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1))
+        out |= cv2.dilate((out & ~strokes).astype(np.uint8), disk) > 0
+    return out
 
 
 def _line_parts(inside: np.ndarray, lines: np.ndarray | None) -> list[np.ndarray]:

@@ -32,7 +32,7 @@ from tasks.gate import IMAGE_SUITES, load_suite, row_refusals
 from tasks.images import decode_photo, encode_photo
 from tasks.masks import build_masks, mask_png
 from tasks.masks_text import VERSION as TEXT_STROKES_VERSION
-from tasks.masks_text import join_lines, refine_text_mask
+from tasks.masks_text import continue_lines, join_lines, refine_text_mask
 from tasks.measure import (
     METRICS_VERSION,
     TEXT_CHECK_VERSION,
@@ -251,8 +251,15 @@ def _find_pixels(edit: _Edit, job: Job) -> None:
         # Stroke-accurate: the hole is the letters (and their halo), not the box around them, so
         # the photo between the letters is never re-invented, re-grained or counted as edited. A
         # mask the user drew is never cut: it is the floor of the edit.
-        coarse = refine_text_mask(photo.colour, coarse, grow=config.text.grow, margin=config.text.margin,
-                                  lines=join_lines(labelled) if found.any() else None)
+        lines = join_lines(labelled) if found.any() else None
+        coarse = refine_text_mask(photo.colour, coarse, grow=config.text.grow, margin=config.text.margin, lines=lines)
+        if lines is not None:
+            # A glyph the detector left out at a line's end (a lone '©') is the text's, and the
+            # region the text check and the retries look at takes it too.
+            glyphs = continue_lines(photo.colour, coarse, lines, grow=config.text.grow,
+                                    gap=config.detect.text.glyph_gap) & ~coarse
+            coarse |= glyphs
+            found |= glyphs
     mask = drawn | coarse
     edit.region = (drawn | shapes | found) if is_text else None
     fraction = mask_fraction(mask)

@@ -12,7 +12,7 @@ from skimage import data as photos
 import tasks.clean.text as text_engine
 from tasks.clean.text import TextRemover, clone_fill, membrane_fill, patch_fill, smooth_parts, split_by_width
 from tasks.config import Config
-from tasks.masks_text import refine_text_mask
+from tasks.masks_text import continue_lines, refine_text_mask
 from tasks.measure import remnant_score
 from tasks.partition import edit_row
 from tasks.probes import immerkaer_sigma, luminance
@@ -122,6 +122,58 @@ def test_each_line_of_a_region_holding_two_is_refined_on_its_own():
     assert np.count_nonzero(with_box & ink) > 0.95 * np.count_nonzero(ink)
     one_line = np.where(region, 1, 0).astype(np.int32)
     assert np.array_equal(refine_text_mask(image, region, lines=one_line), together), "one line: as before"
+
+
+def _copyright_line(photo: np.ndarray, bar: bool = False):
+    """`photo` with a white, dark-outlined '© stockphoto' (44 px) as listings carry it, and the
+    detector's view of it: its line region and strokes around 'stockphoto' alone (it sees no text in
+    a lone '©'). With `bar`, a white bar of the ink's colour runs down the photo at the '©''s gap from
+    the word, instead of the '©'. Returns (image, strokes, lines, the '©''s ink)."""
+    font = ImageFont.truetype(FONT, 44)
+    layer = Image.fromarray(photo)
+    draw = ImageDraw.Draw(layer)
+    word_at, symbol_at = (120, photo.shape[0] - 100), (60, photo.shape[0] - 100)
+    draw.text(word_at, "stockphoto", font=font, fill=(250, 250, 250), stroke_width=3, stroke_fill=(20, 20, 20))
+    symbol = Image.new("L", layer.size, 0)
+    if bar:
+        draw.rectangle((75, 0, 100, photo.shape[0]), fill=(250, 250, 250))
+    else:
+        draw.text(symbol_at, "©", font=font, fill=(250, 250, 250), stroke_width=3, stroke_fill=(20, 20, 20))
+        ImageDraw.Draw(symbol).text(symbol_at, "©", font=font, fill=255, stroke_width=3, stroke_fill=255)
+    word = Image.new("L", layer.size, 0)
+    ImageDraw.Draw(word).text(word_at, "stockphoto", font=font, fill=255, stroke_width=3, stroke_fill=255)
+    strokes = cv2.dilate((np.asarray(word) > 0).astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+    x0, y0, x1, y1 = draw.textbbox(word_at, "stockphoto", font=font, stroke_width=3)
+    lines = np.zeros(photo.shape[:2], np.int32)
+    lines[y0 - 10:y1 + 10, x0 - 10:x1 + 10] = 1
+    return np.asarray(layer), strokes, lines, np.asarray(symbol) > 128
+
+
+@pytest.mark.parametrize("name", ["coffee", "chelsea"])
+def test_a_lone_copyright_sign_the_detector_leaves_out_goes_with_its_line(name):
+    # Listing row 019 (seed 2024): the detector took 'stockphoto' and left its '©', which was published.
+    image, strokes, lines, symbol = _copyright_line(getattr(photos, name)())
+    assert not (strokes & symbol).any(), "the case: the line's strokes miss the ©"
+    found = continue_lines(image, strokes, lines, grow=2)
+    assert np.count_nonzero(found & symbol) >= 0.98 * np.count_nonzero(symbol)
+    # The © and its outline's reach (INK_REACH + grow), not the photo beside it.
+    near = cv2.dilate(symbol.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (17, 17))) > 0
+    assert not (found & ~strokes & ~near).any()
+    assert np.count_nonzero(found & ~strokes) < 2 * np.count_nonzero(symbol)
+    assert np.array_equal(found & strokes, strokes)
+    assert np.array_equal(continue_lines(image, strokes, lines, gap=0), strokes), "0 = off"
+
+
+@pytest.mark.parametrize("name", ["astronaut", "coffee", "chelsea"])
+def test_what_runs_past_a_lines_rows_is_photo_not_a_glyph(name):
+    # A bar of the ink's own white where the © would be, running the photo's height: not a glyph.
+    image, strokes, lines, _ = _copyright_line(getattr(photos, name)(), bar=True)
+    assert np.array_equal(continue_lines(image, strokes, lines), strokes)
+    # Nor does anything of these photos beside the line pass for one.
+    plain, strokes, lines, _ = _copyright_line(getattr(photos, name)())
+    word_only = plain.copy()
+    word_only[:, :112] = getattr(photos, name)()[:, :112]
+    assert np.array_equal(continue_lines(word_only, strokes, lines), strokes)
 
 
 def test_a_detect_row_refines_stacked_lines_apart(make_job, tmp_path, monkeypatch):

@@ -36,7 +36,7 @@ import cv2
 import numpy as np
 
 from tasks.masks import nearest_labels
-from tasks.masks_text import refine_text_mask
+from tasks.masks_text import continue_lines, refine_text_mask
 from tasks.settings import TextDetectConfig
 from tasks.stages import DetectStage
 
@@ -208,8 +208,8 @@ def _row_bands(tops: np.ndarray, heights: np.ndarray, widths: np.ndarray) -> np.
 class TextDetector(DetectStage):
     name = "text"
     # Bump when the output bytes change (2: tiles; 3: the local-contrast pass; 4: a second look along
-    # each line; 5: stacked lines refined apart).
-    version = "5"
+    # each line; 5: stacked lines refined apart; 6: glyphs the detector left out at a line's ends).
+    version = "6"
 
     def __init__(self, settings: TextDetectConfig = TextDetectConfig(), device: str = "auto", threads: int = 0):
         """`device`: the config's setting ("auto", "cpu", "cuda"): onnxruntime runs on CUDA unless it is "cpu".
@@ -369,4 +369,4 @@ class TextDetector(DetectStage):
         regions = lines > 0
         if not self.settings.refine or not regions.any():
             return regions
-        return refine_text_mask(image, regions, lines=lines)
+        return continue_lines(image, refine_text_mask(image, regions, lines=lines), lines, gap=self.settings.glyph_gap)
