@@ -379,11 +379,16 @@ def _ink_like(window: np.ndarray, ink: np.ndarray, photo: np.ndarray) -> tuple[n
     most half as far as the nearest of `photo`'s and at least GLYPH_APART from all of them; and
     those within GLYPH_INK of one of `ink`'s, whatever the photo's (an outline as dark as the photo)."""
     flat = window.reshape(-1, 3)
-    squared = (flat * flat).sum(1, keepdims=True)
 
     def nearest(colours: np.ndarray) -> np.ndarray:
-        # |a - b|^2 = |a|^2 + |b|^2 - 2 a.b: one matrix product, not an N x K x 3 array
-        return np.sqrt(np.maximum(squared + (colours * colours).sum(1)[None] - 2 * flat @ colours.T, 0).min(1))
+        # |a - b|^2 = |a|^2 + |b|^2 - 2 a.b: a matrix product, not an N x K x 3 array, in chunks of
+        # 64k pixels (a banner 800 px high has a window of 1.4 M)
+        out = np.empty(len(flat), np.float32)
+        for start in range(0, len(flat), 65536):
+            part = flat[start:start + 65536]
+            squared = (part * part).sum(1, keepdims=True) + (colours * colours).sum(1)[None] - 2 * part @ colours.T
+            out[start:start + 65536] = np.sqrt(np.maximum(squared, 0).min(1))
+        return out
 
     to_ink, to_photo = nearest(ink), nearest(photo)
     near = to_ink < GLYPH_INK
@@ -395,22 +400,29 @@ def continue_lines(image: np.ndarray, strokes: np.ndarray, lines: np.ndarray, gr
     """`strokes` with the glyphs a text detector left out at the ends of its `lines` (HxW int labels),
     grown by `grow` px.
 
+    image: HxWx3 RGB or HxW grey uint8; strokes: HxW bool (the refined strokes). Returns HxW bool.
+
     The detector does not see a lone symbol as text (a '©' before 'stockphoto': its probability
     there is nil at any scale) nor does the recogniser read it, so the line ends at the word and the
-    symbol is published. Beyond each end of a line's ink, over its rows and GLYPH_BAND more, a
-    glyph is a connected set of pixels of the line's own ink colours (`_ink_like`: near the ink's,
-    far from the photo's in the line and just above and below the window, where no glyph of the
-    line reaches) that fits in those rows and in the window, is at least half the ink's height, no wider than 1.5
-    times its height, centred on the line, and apart from its end (what runs on from the ink is photo
-    the refinement already weighed) by at most `gap` ink heights; with what it
-    closes in on (the c of the ©) and the pixels of the ink's colours within INK_REACH of it (its
-    outline, dark as the photo may be). Up to GLYPH_STEPS glyphs are taken one after the other."""
+    symbol is published. In a window GLYPH_REACH ink heights wide beyond each end of a line's ink,
+    over its rows and GLYPH_BAND more, a glyph is a connected set of pixels of the line's own ink
+    colours (`_ink_like`: near the ink's, far from the photo's in the line and just above and below
+    the window, where no glyph of the line reaches), outside every line's region and not touching
+    one (what runs on from a region is photo its refinement left out), that fits in those rows and
+    in the window (a glyph a height wide is taken up to half a height from the end), is at least
+    half the ink's height, no wider than 1.5 times its height, centred on the line, and apart from
+    the end by at most `gap` ink heights; with the ink-coloured pixels of its box (the c of the ©)
+    and the pixels of the ink's colours within INK_REACH of it (its outline, dark as the photo may
+    be). The window moves on past what it took, GLYPH_STEPS times at most."""
+    strokes = strokes.astype(bool)
     out = strokes.copy()
-    if gap <= 0 or not (lines > 0).any():
+    regions = lines > 0
+    if gap <= 0 or not regions.any():
         return out
     colour = (image if image.ndim == 3 else np.repeat(image[..., None], 3, 2)).astype(np.float32)
     frame_h, frame_w = strokes.shape
-    for label in np.unique(lines[lines > 0]):
+    outline = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * INK_REACH + 1, 2 * INK_REACH + 1))
+    for label in np.unique(lines[regions]):
         region = lines == label
         ink = strokes & region
         if np.count_nonzero(ink) < 50:
@@ -428,8 +440,8 @@ def continue_lines(image: np.ndarray, strokes: np.ndarray, lines: np.ndarray, gr
         for side in (-1, 1):
             edge = int(xs.min()) if side < 0 else int(xs.max()) + 1
             for _ in range(GLYPH_STEPS):
-                reach = int(GLYPH_REACH * height)
-                cols = slice(max(0, edge - reach), edge) if side < 0 else slice(edge, min(frame_w, edge + reach))
+                width = int(GLYPH_REACH * height)
+                cols = slice(max(0, edge - width), edge) if side < 0 else slice(edge, min(frame_w, edge + width))
                 if cols.stop - cols.start < 4:
                     break
                 # The photo just above and below the window: a glyph of the line is never there.
@@ -437,10 +449,16 @@ def continue_lines(image: np.ndarray, strokes: np.ndarray, lines: np.ndarray, gr
                                          colour[rows.stop:rows.stop + beyond, cols].reshape(-1, 3)])
                 like, inky = _ink_like(colour[rows, cols], ink_colours,
                                        np.concatenate([photo_colours, _spread(around, GLYPH_SAMPLES)]))
-                like &= ~region[rows, cols]
+                # The lines' regions are their refinement's to judge: a set running on from one (the
+                # photo the refinement left out there) is no glyph, nor is another line's letter.
+                others = regions[rows, cols]
+                like &= ~others
                 count, labels, stats, _ = cv2.connectedComponentsWithStats(like.astype(np.uint8), connectivity=8)
+                touching = np.unique(labels[cv2.dilate(others.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0])
                 glyphs = np.zeros_like(like)
                 for k in range(1, count):
+                    if k in touching:
+                        continue
                     x, y, w, h, _ = stats[k]
                     apart = (cols.stop - cols.start) - (x + w) if side < 0 else x
                     centre = rows.start + y + h / 2
@@ -454,8 +472,7 @@ def continue_lines(image: np.ndarray, strokes: np.ndarray, lines: np.ndarray, gr
                 if not glyphs.any():
                     break
                 # Its outline goes with it, of the ink's colours even where the photo has them too.
-                reach = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * INK_REACH + 1, 2 * INK_REACH + 1))
-                glyphs |= (cv2.dilate(glyphs.astype(np.uint8), reach) > 0) & inky & ~region[rows, cols]
+                glyphs |= (cv2.dilate(glyphs.astype(np.uint8), outline) > 0) & inky & ~others
                 out[rows, cols] |= glyphs
                 taken = np.flatnonzero(glyphs.any(0))
                 edge = cols.start + (int(taken.min()) if side < 0 else int(taken.max()) + 1)

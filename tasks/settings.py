@@ -169,8 +169,9 @@ class TextDetectConfig(_Strict):
                               "frame's pass saw only part of ('$489' beside '000', a '©' before a word); 0 = off.")
     look_height: int = Field(128, ge=16, description="Pixels a line's height is brought to for the second look.")
     glyph_gap: float = Field(1.0, ge=0, description="A glyph the detector does not see as text (a lone '©' before "
-                             "a word) is taken with its line when it is of the line's ink colours, on its rows and at "
-                             "most this many ink heights from its end (`masks_text.continue_lines`); 0 = off.")
+                             "a word) is taken with its line when it is of the line's ink colours, on its rows, at "
+                             "most this many ink heights from its end and whole within 1.5 of them "
+                             "(`masks_text.continue_lines`); 0 = off.")
 
 
 class FaceDetectConfig(_Strict):

@@ -164,6 +164,18 @@ def test_a_lone_copyright_sign_the_detector_leaves_out_goes_with_its_line(name):
     assert np.array_equal(continue_lines(image, strokes, lines, gap=0), strokes), "0 = off"
 
 
+def test_a_copyright_sign_after_the_word_or_in_grey_goes_too():
+    # 'stockphoto ©' (the frame mirrored: the window beyond the line's right end), and a grey photo.
+    image, strokes, lines, symbol = _copyright_line(photos.chelsea())
+    near = cv2.dilate(symbol.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (17, 17))) > 0
+    mirrored = continue_lines(np.ascontiguousarray(image[:, ::-1]), strokes[:, ::-1], lines[:, ::-1], grow=2)
+    assert np.count_nonzero(mirrored[:, ::-1] & symbol) >= 0.98 * np.count_nonzero(symbol)
+    assert not (mirrored[:, ::-1] & ~strokes & ~near).any()
+    grey = continue_lines(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY), strokes, lines, grow=2)
+    assert np.count_nonzero(grey & symbol) >= 0.98 * np.count_nonzero(symbol)
+    assert not (grey & ~strokes & ~near).any()
+
+
 @pytest.mark.parametrize("name", ["astronaut", "coffee", "chelsea"])
 def test_what_runs_past_a_lines_rows_is_photo_not_a_glyph(name):
     # A bar of the ink's own white where the © would be, running the photo's height: not a glyph.
