@@ -395,6 +395,30 @@ def _ink_like(window: np.ndarray, ink: np.ndarray, photo: np.ndarray) -> tuple[n
     return (near & (to_ink < 0.5 * to_photo) & (to_photo > GLYPH_APART)).reshape(window.shape[:2]), near.reshape(window.shape[:2])
 
 
+def _glyphs(like: np.ndarray, others: np.ndarray, side: int, ink_rows: tuple[float, float], gap: float) -> np.ndarray:
+    """The glyphs among `like`'s connected sets in a window beyond a line's end (`side` -1: before
+    it, the window's right edge its end; 1: after it), as `continue_lines` takes them; `others`: the
+    lines' regions over the window; `ink_rows`: the ink's top and bottom rows in the window's frame."""
+    top, bottom = ink_rows
+    height = bottom - top
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(like.astype(np.uint8), connectivity=8)
+    touching = np.unique(labels[cv2.dilate(others.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0])
+    glyphs = np.zeros_like(like)
+    for k in range(1, count):
+        if k in touching:
+            continue
+        x, y, w, h, _ = stats[k]
+        apart = like.shape[1] - (x + w) if side < 0 else x
+        # A glyph is whole inside the window: what runs on past its rows or its far end is photo.
+        far = x == 0 if side < 0 else x + w == like.shape[1]
+        if (far or y == 0 or y + h == like.shape[0] or h < 0.5 * height or w > 1.5 * h
+                or abs(y + h / 2 - (top + bottom) / 2) > GLYPH_BAND * height or not 0 < apart <= gap * height):
+            continue
+        glyphs |= labels == k
+        glyphs[y:y + h, x:x + w] |= like[y:y + h, x:x + w]
+    return glyphs
+
+
 def continue_lines(image: np.ndarray, strokes: np.ndarray, lines: np.ndarray, grow: int = 2,
                    gap: float = GLYPH_GAP) -> np.ndarray:
     """`strokes` with the glyphs a text detector left out at the ends of its `lines` (HxW int labels),
@@ -453,22 +477,7 @@ def continue_lines(image: np.ndarray, strokes: np.ndarray, lines: np.ndarray, gr
                 # photo the refinement left out there) is no glyph, nor is another line's letter.
                 others = regions[rows, cols]
                 like &= ~others
-                count, labels, stats, _ = cv2.connectedComponentsWithStats(like.astype(np.uint8), connectivity=8)
-                touching = np.unique(labels[cv2.dilate(others.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0])
-                glyphs = np.zeros_like(like)
-                for k in range(1, count):
-                    if k in touching:
-                        continue
-                    x, y, w, h, _ = stats[k]
-                    apart = (cols.stop - cols.start) - (x + w) if side < 0 else x
-                    centre = rows.start + y + h / 2
-                    # A glyph is whole inside the window: what runs on past its rows or its far end is photo.
-                    far = x == 0 if side < 0 else x + w == like.shape[1]
-                    if (far or y == 0 or y + h == like.shape[0] or h < 0.5 * height or w > 1.5 * h
-                            or abs(centre - (top + bottom) / 2) > GLYPH_BAND * height or not 0 < apart <= gap * height):
-                        continue
-                    glyphs |= labels == k
-                    glyphs[y:y + h, x:x + w] |= like[y:y + h, x:x + w]
+                glyphs = _glyphs(like, others, side, (top - rows.start, bottom - rows.start), gap)
                 if not glyphs.any():
                     break
                 # Its outline goes with it, of the ink's colours even where the photo has them too.
