@@ -59,6 +59,7 @@ GLYPH_GAP = 1.0  # ink heights: the widest gap between a line's ink and a glyph 
 GLYPH_BAND = 0.25  # of the ink height above and below the ink's rows: the rows the glyph may take
 GLYPH_STEPS = 3  # glyphs taken one after the other at each end ('$48' before '9,000')
 GLYPH_SAMPLES = 128  # colours sampled of the ink, of the line's photo and of the photo above and below
+GLYPH_AROUND = 32  # px at least above and below the window sampled as photo: a small line's half height is a few rows
 GLYPH_INK = 24.0  # RGB distance: a pixel this near one of the ink's colours, half as near as any photo's...
 GLYPH_APART = 48.0  # ... and this far from every one of them, is ink
 VERSION = "11"  # bump when the strokes found for a region change: finished work is keyed by it
@@ -460,7 +461,7 @@ def continue_lines(image: np.ndarray, strokes: np.ndarray, lines: np.ndarray, gr
         ink_colours = _spread(colour[ink], GLYPH_SAMPLES)
         photo_colours = _spread(colour[photo], GLYPH_SAMPLES)
         rows = slice(int(max(0, top - GLYPH_BAND * height)), int(min(frame_h, bottom + GLYPH_BAND * height)))
-        beyond = int(0.5 * height)
+        beyond = max(int(0.5 * height), GLYPH_AROUND)
         for side in (-1, 1):
             edge = int(xs.min()) if side < 0 else int(xs.max()) + 1
             for _ in range(GLYPH_STEPS):
@@ -468,7 +469,7 @@ def continue_lines(image: np.ndarray, strokes: np.ndarray, lines: np.ndarray, gr
                 cols = slice(max(0, edge - width), edge) if side < 0 else slice(edge, min(frame_w, edge + width))
                 if cols.stop - cols.start < 4:
                     break
-                # The photo just above and below the window: a glyph of the line is never there.
+                # The photo above and below the window (GLYPH_AROUND rows at least): no glyph of the line is there.
                 around = np.concatenate([colour[max(0, rows.start - beyond):rows.start, cols].reshape(-1, 3),
                                          colour[rows.stop:rows.stop + beyond, cols].reshape(-1, 3)])
                 like, inky = _ink_like(colour[rows, cols], ink_colours,
