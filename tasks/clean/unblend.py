@@ -102,6 +102,23 @@ def _on(core: np.ndarray, values: np.ndarray) -> np.ndarray:
     return out
 
 
+def fit_string(crop: np.ndarray, hole: np.ndarray, core: np.ndarray, ring: int = 6):
+    """`fit_blend` of one string's crop (HxWx3 or HxW uint8): its strokes `hole`, their `core`, the
+    photo diffused from around them as the estimate; None when the crop gives no fit."""
+    if np.count_nonzero(core) < MIN_CORE:
+        return None
+    around = (cv2.dilate(hole.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * ring + 1,) * 2))
+              > 0) & ~hole
+    if not around.any():
+        return None
+    # Diffused from a little away from the strokes: what the mask missed of their edges would
+    # pull the estimate towards the letters' colour.
+    halo = cv2.dilate(hole.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * HALO + 1,) * 2))
+    estimate = cv2.inpaint(crop, halo, 5, cv2.INPAINT_TELEA)
+    observed = crop.reshape(*hole.shape, -1).astype(np.float32)
+    return fit_blend(observed, estimate.reshape(observed.shape).astype(np.float32), core, around)
+
+
 def unblend(image: np.ndarray, strokes: np.ndarray, ring: int = 6) -> tuple[np.ndarray, np.ndarray]:
     """(image with the semi-transparent strings' cores given back, the pixels given back).
 
@@ -118,24 +135,12 @@ def unblend(image: np.ndarray, strokes: np.ndarray, ring: int = 6) -> tuple[np.n
     thickness = cv2.distanceTransform(np.pad(strokes, 1).astype(np.uint8), cv2.DIST_L2, 3).max()
     # A string's letters share one crop (one fit): the gap between words is a few stroke widths.
     for rows, cols in mask_components(strokes, int(np.clip(4 * thickness, 8, 96))):
-        hole = strokes[rows, cols]
-        core = cores[rows, cols]
-        if np.count_nonzero(core) < MIN_CORE:
-            continue
         crop = image[rows, cols]
-        around = (cv2.dilate(hole.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * ring + 1,) * 2))
-                  > 0) & ~hole
-        if not around.any():
-            continue
-        # Diffused from a little away from the strokes: what the mask missed of their edges would
-        # pull the estimate towards the letters' colour.
-        halo = cv2.dilate(hole.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * HALO + 1,) * 2))
-        estimate = cv2.inpaint(crop, halo, 5, cv2.INPAINT_TELEA)
-        observed = crop.reshape(*hole.shape, -1).astype(np.float32)
-        fit = fit_blend(observed, estimate.reshape(observed.shape).astype(np.float32), core, around)
+        fit = fit_string(crop, strokes[rows, cols], cores[rows, cols], ring)
         if fit is None:
             continue
         slope, offsets, fits = fit
+        observed = crop.reshape(*fits.shape, -1).astype(np.float32)
         photo = np.clip(np.rint((observed[fits] - offsets) / slope), 0, 255).astype(np.uint8)
         target = out[rows, cols] if out.ndim == 3 else out[rows, cols][..., None]
         target[fits] = photo
