@@ -55,9 +55,10 @@ def _slope_from_gradients(observed: np.ndarray, core: np.ndarray, ring: np.ndarr
     return float(np.median(magnitude[core])) / ring_level if ring_level > 0 else 1.0
 
 
-def fit_blend(observed: np.ndarray, estimate: np.ndarray, core: np.ndarray, ring: np.ndarray):
+def fit_blend(observed: np.ndarray, estimate: np.ndarray, core: np.ndarray, ring: np.ndarray, checked: bool = True):
     """(s, offsets, fits) of `observed = s * estimate + offsets` on the `core` pixels (HxWxC float32
-    crops); `fits`: HxW bool, the core pixels the fit explains. None when no blend fits."""
+    crops); `fits`: HxW bool, the core pixels the fit explains. None when no blend fits; `checked`
+    False: the trimmed fit as it stands, before the checks that accept it (benchmarks/unblend_benchmark.py)."""
     obs, est = observed[core], estimate[core]
     # Start from the pixels the layer visibly changed: a box's strokes take in photo the layer never
     # covered (it fits s = 1, offsets 0), and a fit over both would sit between them.
@@ -72,6 +73,8 @@ def fit_blend(observed: np.ndarray, estimate: np.ndarray, core: np.ndarray, ring
         offsets = (obs[keep] - slope * est[keep]).mean(axis=0)
         residual = np.linalg.norm(obs - slope * est - offsets, axis=1)
         keep = residual <= max(TRIM * _robust_sd(residual[keep]) + float(np.median(residual[keep])), MIN_TOLERANCE)
+    if not checked:
+        return slope, offsets, _on(core, keep)
     if not MIN_SCALE <= slope <= MAX_SCALE or keep.mean() < MIN_FIT:
         return None
     fits = _on(core, keep)
@@ -102,7 +105,7 @@ def _on(core: np.ndarray, values: np.ndarray) -> np.ndarray:
     return out
 
 
-def fit_string(crop: np.ndarray, hole: np.ndarray, core: np.ndarray, ring: int = 6):
+def fit_string(crop: np.ndarray, hole: np.ndarray, core: np.ndarray, ring: int = 6, checked: bool = True):
     """`fit_blend` of one string's crop (HxWx3 or HxW uint8): its strokes `hole`, their `core`, the
     photo diffused from around them as the estimate; None when the crop gives no fit."""
     if np.count_nonzero(core) < MIN_CORE:
@@ -116,7 +119,7 @@ def fit_string(crop: np.ndarray, hole: np.ndarray, core: np.ndarray, ring: int =
     halo = cv2.dilate(hole.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * HALO + 1,) * 2))
     estimate = cv2.inpaint(crop, halo, 5, cv2.INPAINT_TELEA)
     observed = crop.reshape(*hole.shape, -1).astype(np.float32)
-    return fit_blend(observed, estimate.reshape(observed.shape).astype(np.float32), core, around)
+    return fit_blend(observed, estimate.reshape(observed.shape).astype(np.float32), core, around, checked)
 
 
 def unblend(image: np.ndarray, strokes: np.ndarray, ring: int = 6) -> tuple[np.ndarray, np.ndarray]:
