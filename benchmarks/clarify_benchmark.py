@@ -12,6 +12,9 @@ For a smooth engine (Telea) and the texture engine (exemplar), each fill is scor
 
 - `hf`: Laplacian std in the region, output / truth (0.75-1.33 is good),
 - `noise`: Immerkaer noise sigma in the region, output / truth (0.8-1.25 is good),
+- `chroma`: colour detail (Cr, Cb finer than a sigma of 3) in the region, output / truth
+  (`metrics.chroma_ratio`): grain given per channel paints specks of colour the luminance
+  measures do not see; over 1.5 counts as specked,
 
 beside a ceiling: the same ratios for the truth's own known pixels around the hole (the calm
 pixels of each component's crop, where regrain learns the grain) against the hidden truth. A
@@ -38,7 +41,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from clean_benchmark import CACHE, RESULTS, Case, build_cases, mate_photos, paste_objects, run_engine, skimage_photos
-from metrics import hf_ratio, immerkaer_sigma, laplacian_std, noise_ratio
+from metrics import CHROMA_FLOOR, SPECKED, chroma_detail, chroma_ratio, hf_ratio, immerkaer_sigma, laplacian_std, noise_ratio
 
 from tasks.clarify.regrain import EDGE_QUANTILE
 from tasks.clean import EditContext, composite
@@ -64,8 +67,8 @@ def camera_cases(per_photo: int, rng) -> list[Case]:
     return cases
 
 
-def ring_ceiling(case: Case, margin: int) -> tuple[float, float]:
-    """hf and noise ratios of the truth's calm known pixels in each component's crop (what regrain
+def ring_ceiling(case: Case, margin: int) -> tuple[float, float, float]:
+    """hf, noise and chroma ratios of the truth's calm known pixels in each component's crop (what regrain
     learns from) against the truth in the hole: the score of a perfect copy of the surroundings."""
     from tasks.probes import laplacian, luminance
 
@@ -76,7 +79,8 @@ def ring_ceiling(case: Case, margin: int) -> tuple[float, float]:
     strength = np.abs(laplacian(luminance(case.truth)))
     calm = region & (strength <= np.quantile(strength[region], EDGE_QUANTILE))
     return (laplacian_std(case.truth, calm) / laplacian_std(case.truth, case.mask),
-            immerkaer_sigma(case.truth, calm) / immerkaer_sigma(case.truth, case.mask))
+            immerkaer_sigma(case.truth, calm) / immerkaer_sigma(case.truth, case.mask),
+            chroma_detail(case.truth, calm) / max(chroma_detail(case.truth, case.mask), CHROMA_FLOOR))
 
 
 def regrain(config, case, filled, engine_name: str) -> tuple[np.ndarray, float]:
@@ -118,7 +122,7 @@ def main(argv=None) -> int:
     frames = [c for c in camera if c.truth.shape[:2] == (1600, 2560)] + frames
     config = Config()
     sets = {"scikit-image photos": photos, "camera photos (mate-backgrounds)": camera}
-    scores: dict[tuple[str, str], list[tuple[float, float]]] = {}
+    scores: dict[tuple[str, str], list[tuple[float, float, float]]] = {}
     strips = []
     for set_name, cases in sets.items():
         scores[(set_name, "ceiling: the surroundings' own grain")] = [ring_ceiling(c, config.regrain.margin) for c in cases]
@@ -129,7 +133,8 @@ def main(argv=None) -> int:
                 grained, _ = regrain(config, case, filled, engine_name)
                 for label, output in ((engine_name, filled), (f"{engine_name} + regrain", grained)):
                     scores.setdefault((set_name, label), []).append(
-                        (hf_ratio(output, case.truth, case.mask), noise_ratio(output, case.truth, case.mask)))
+                        (hf_ratio(output, case.truth, case.mask), noise_ratio(output, case.truth, case.mask),
+                         chroma_ratio(output, case.truth, case.mask)))
                 if engine_name == "telea" and case.truth.ndim == 3 and len(strips) < 4 and (
                         set_name.startswith("camera") or len(strips) < 2):
                     strips.append((case, filled, grained))
@@ -143,13 +148,15 @@ def main(argv=None) -> int:
         f"{len(photos)} cases on scikit-image photos, {len(camera)} on camera photos"
         f"{f' (--seed {args.seed})' if held_out else ''}; re-grain timed on {len(frames)} frames of 4 MP "
         "(CPU, one thread)\n",
-        "| cases | fill | hf in 0.75–1.33 | noise in 0.8–1.25 | median hf | median noise |",
-        "|---|---|---|---|---|---|",
+        "| cases | fill | hf in 0.75–1.33 | noise in 0.8–1.25 | median hf | median noise | chroma > 1.5 | median chroma |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for (set_name, label), values in scores.items():
         hf, noise = [v[0] for v in values], [v[1] for v in values]
+        chroma = [v[2] for v in values if not np.isnan(v[2])]  # colour photos only
         lines.append(f"| {set_name} | {label} | {in_band(hf, HF_BAND):.0%} | {in_band(noise, NOISE_BAND):.0%} | "
-                     f"{statistics.median(hf):.2f} | {statistics.median(noise):.2f} |")
+                     f"{statistics.median(hf):.2f} | {statistics.median(noise):.2f} | "
+                     f"{np.mean([c > SPECKED for c in chroma]):.0%} | {statistics.median(chroma):.2f} |")
     lines.append(f"\nre-grain step per 4 MP frame: median {statistics.median(seconds):.3f} s, max {max(seconds):.3f} s")
     text = "\n".join(lines)
     print(text)

@@ -58,7 +58,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.clean_benchmark import CEILING, Case, PyPatchMatch, ring_scores, run_engine
 from benchmarks.listings import KINDS, TEXT_KINDS, load_truth, make_rows, read_rgb, string_region
-from benchmarks.metrics import score
+from benchmarks.metrics import SPECKED, score
 
 RESULTS = ROOT / "benchmarks" / "results"
 LEFT = 0.08  # a string whose remnant is over this is text left
@@ -430,13 +430,14 @@ def class_table(scored: list[dict]) -> list[str]:
 
 def quality_table(scored: list[dict]) -> list[str]:
     """hf/noise/struct on the strings' pixels P (text rows, medians over strings with an output)."""
-    lines = ["| kind | strings scored | median hf | hf < 0.5 | median noise | median struct |", "|---|---:|---:|---:|---:|---:|"]
+    lines = ["| kind | strings scored | median hf | hf < 0.5 | median noise | median struct | colour specks (chroma > 1.5) |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
     for kind in TEXT_KINDS:
         strings = [s for r in scored if r["case"]["kind"] == kind for s in r["strings"] if not np.isnan(s["hf"])]
         if strings:
             lines.append(f"| {kind} | {len(strings)} | {_median([s['hf'] for s in strings]):.2f} | "
                          f"{sum(s['hf'] < 0.5 for s in strings)} | {_median([s['noise'] for s in strings]):.2f} | "
-                         f"{_median([s['struct'] for s in strings]):.3f} |")
+                         f"{_median([s['struct'] for s in strings]):.3f} | {sum(s['chroma'] > SPECKED for s in strings)} |")
     return lines
 
 
@@ -455,16 +456,17 @@ def object_figures(scored: list[dict]) -> dict[str, dict]:
                         "smudge": int((hf < 0.5).sum()) + missing,
                         "band": float(((hf >= 0.75) & (hf <= 1.33)).sum() / (len(entries) + missing)),
                         "hf": _median(hf), "noise": _median([e["noise"] for e in entries]),
-                        "struct": _median([e["struct"] for e in entries])}
+                        "struct": _median([e["struct"] for e in entries]),
+                        "chroma": _median([e.get("chroma", np.nan) for e in entries])}
     return figures
 
 
 def object_table(figures: dict[str, dict]) -> list[str]:
     lines = ["| fill | cases | no output | smudge (hf < 0.5) | hf in [0.75, 1.33] | median hf | median noise "
-             "| median struct |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+             "| median struct | median chroma |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for f in figures.values():
         lines.append(f"| {f['label']} | {f['cases']} | {f['missing']} | {f['smudge']} | {f['band']:.0%} | "
-                     f"{_number(f['hf'])} | {_number(f['noise'])} | {_number(f['struct'], '.3f')} |")
+                     f"{_number(f['hf'])} | {_number(f['noise'])} | {_number(f['struct'], '.3f')} | {_number(f['chroma'])} |")
     return lines
 
 

@@ -6,6 +6,9 @@ benchmark scores the same way. All three are ratios or similarities of output vs
 - `hf_ratio`: is the fill as detailed as the photo? < 0.5 is a smudge, 0.75-1.33 is good;
 - `noise_ratio`: does the fill carry the photo's grain (Immerkaer's estimator)? 1 is right;
 - `structure`: SSIM of the blurred luminance: are the shapes (edges, lines, shading) right?
+
+and, apart from them, `chroma_ratio`: colour specks (detail of Cr and Cb, not of luminance) the fill
+carries against the truth's, where luminance measures are blind to them.
 """
 
 from __future__ import annotations
@@ -52,6 +55,26 @@ def noise_ratio(output: np.ndarray, truth: np.ndarray, region: np.ndarray) -> fl
     return immerkaer_sigma(output, region) / max(immerkaer_sigma(truth, region), 1e-6)
 
 
+SPECKED = 1.5  # a chroma_ratio over this: specks of colour the truth does not have
+CHROMA_FLOOR = 0.5  # grey levels: a photo's colour detail is never taken as smaller (a grey photo has none)
+
+
+def chroma_detail(image: np.ndarray, region: np.ndarray, sigma: float = 3.0) -> float:
+    """RMS of the chroma planes' (Cr, Cb) detail finer than `sigma` inside `region`; NaN for grey."""
+    if image.ndim != 3:
+        return float("nan")
+    window = _crop(region, _PAD + int(3 * sigma))
+    chroma = cv2.cvtColor(image[window], cv2.COLOR_RGB2YCrCb).astype(np.float32)[..., 1:]
+    detail = chroma - cv2.GaussianBlur(chroma, (0, 0), sigma, borderType=cv2.BORDER_REFLECT)
+    return float(np.sqrt((detail[region[window]] ** 2).sum(axis=-1).mean()))
+
+
+def chroma_ratio(output: np.ndarray, truth: np.ndarray, region: np.ndarray) -> float:
+    """Colour detail of the output over the truth's inside `region` (1 = as colourful; specks of
+    colour the camera never made read far over 1); NaN for grey images."""
+    return chroma_detail(output, region) / max(chroma_detail(truth, region), CHROMA_FLOOR)
+
+
 def structure(output: np.ndarray, truth: np.ndarray, region: np.ndarray, sigma: float = 3.0) -> float:
     """Mean SSIM (Wang et al. 2004, Gaussian window 1.5) inside `region` of Y blurred by `sigma`.
 
@@ -66,9 +89,10 @@ def structure(output: np.ndarray, truth: np.ndarray, region: np.ndarray, sigma: 
 
 
 def score(output: np.ndarray, truth: np.ndarray, region: np.ndarray) -> dict[str, float]:
-    """All three measures of one filled region."""
+    """All three measures of one filled region, and its colour specks (`chroma_ratio`)."""
     return {
         "hf": hf_ratio(output, truth, region),
         "noise": noise_ratio(output, truth, region),
         "struct": structure(output, truth, region),
+        "chroma": chroma_ratio(output, truth, region),
     }

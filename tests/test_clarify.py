@@ -299,3 +299,43 @@ def test_grain_is_not_cut_from_lines_crossing_the_surroundings():
     out = regrain_crop(fill, mask, seed=1, feather=3.0, device=CPU)
     changed = np.abs(out.astype(int) - fill.astype(int))[mask]
     assert np.count_nonzero(changed > 10) < 0.01 * changed.size  # 788 of 3393 when blocks took the cables
+
+
+def _chroma_detail(image, mask):
+    """RMS of the colour planes' (Cr, Cb) detail finer than a sigma of 3 in `mask` (benchmarks' chroma_ratio)."""
+    chroma = cv2.cvtColor(image, cv2.COLOR_RGB2YCrCb).astype(np.float32)[..., 1:]
+    return np.sqrt(((chroma - cv2.GaussianBlur(chroma, (0, 0), 3.0)) ** 2).sum(-1)[mask].mean())
+
+
+def test_grain_keeps_the_photos_colour_no_channel_left_out():
+    """A fill whose blue keeps the photo's detail while red and green lost theirs (a text fill over
+    foliage did this): the grain goes into every channel with one gain per intensity bin, as the
+    copied blocks carry it. Left alone in blue and re-grained in red and green, the fill broke out
+    in yellow and blue specks, 50-100 grey levels off, that no luminance measure saw (here: a
+    third more colour detail than the fill had, blue given a quarter of green's grain)."""
+    truth = photos.astronaut()
+    mask = ellipse(truth.shape, (300, 200), (50, 40))
+    fill = telea(truth, mask)
+    fill[..., 2] = truth[..., 2]  # blue: the photo's own detail
+    out = regrain_crop(fill, mask, seed=1, feather=0.0, device=CPU)
+    added = out.astype(np.float64) - fill
+    spread = [added[..., c][mask].std() for c in range(3)]
+    assert min(spread) > 0.4 * max(spread), spread
+
+    assert _chroma_detail(out, mask) < 1.15 * _chroma_detail(fill, mask)
+
+
+def test_grain_brings_no_more_colour_than_the_photos_detail_has():
+    """A JPEG's calm parts carry more colour for their grey than its texture does (chroma noise; its
+    edges are mostly grey): grain cut there and amplified to the texture's level painted colour
+    specks, 3.6 times the truth's colour detail on this cat's fur. The colour part of the grain is
+    held to the photo's, its luminance still brings the texture back."""
+    _, encoded = cv2.imencode(".jpg", photos.chelsea()[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 80])
+    truth = np.ascontiguousarray(cv2.imdecode(encoded, cv2.IMREAD_COLOR)[..., ::-1])
+    mask = ellipse(truth.shape, (150, 200), (50, 40))
+    smudge = telea(truth, mask)
+    out = regrain_crop(smudge, mask, seed=1, feather=3.0, device=CPU)
+
+    assert _chroma_detail(out, mask) < 1.5 * _chroma_detail(truth, mask)
+    smudged = measure_edit(truth, smudge, mask).texture_ratio
+    assert measure_edit(truth, out, mask).texture_ratio > 2 * smudged

@@ -9,8 +9,8 @@ takes texture (A. Efros, W. Freeman, SIGGRAPH 2001):
 2. The photo's grain, from the known pixels of the crop: the RMS Laplacian over all but the
    strongest 0.5% of Laplacian responses, and the mean |Immerkaer| response over all but the
    strongest 2% (edges of things, not grain) -- the Measure step's texture and noise probes -- per
-   channel and per intensity bin: the camera's noise level function (sensors are noisier in the
-   highlights, each channel has its own level).
+   intensity bin, on luminance as Measure reads it: the camera's noise level function (sensors are
+   noisier in the highlights; the copied grain keeps each channel's own share of it).
 3. Grain to add: blocks of both bands cut from known windows of the crop (their rare strongest
    responses clipped; windows within the mid band's reach of a line, a response over 12 times the
    calm pixels' mean, only where the crop has no other) and cross-faded where they overlap (their squares sum to 1, so the blend
@@ -25,7 +25,10 @@ takes texture (A. Efros, W. Freeman, SIGGRAPH 2001):
    its own detail as fits under the target by both (fast marching leaves ripples too sharp for how
    smooth it is), and the two grain bands make up the rest, with the gains that meet both probes
    at once: powers of independent layers add, and the power of the two bands of one block is a
-   quadratic form in their gains (they are correlated), solved per intensity bin and channel.
+   quadratic form in their gains (they are correlated), solved per intensity bin, one gain for
+   all channels. The grain's colour part (what is left once its luminance is taken away) is then
+   held to the colour the photo's detail has: a JPEG's calm windows carry more colour for their
+   grey than its texture, and amplified they would speck the fill.
 5. Feather the change over a few pixels inside the mask edge, so no seam appears, and round. Where
    the fill's detail was scaled down, its levels are read once more after rounding, which adds
    noise of its own to a nearly flat fill, and the detail is scaled down again where they are
@@ -582,33 +585,51 @@ def _hole_boxes(stack: _Stack, surroundings: _Surroundings, height: int, width: 
 
 @dataclass
 class _Gains:
-    fine: torch.Tensor  # (B, BINS, C) gain of the fine band's grain
-    mid: torch.Tensor  # (B, BINS, C) gain of the mid band's grain
-    shrink: torch.Tensor  # (B, BINS, C) scale of the fill's own detail (1: kept)
+    fine: torch.Tensor  # (B, BINS, 1) gain of the fine band's grain, shared by the channels
+    mid: torch.Tensor  # (B, BINS, 1) gain of the mid band's grain
+    shrink: torch.Tensor  # (B, BINS, 1) scale of the fill's own detail (1: kept)
     ceiling: torch.Tensor  # (B, 1, 1) the level, over the target, the detail is brought down to
     target_lap: torch.Tensor
     target_imm: torch.Tensor
 
 
+LUMA = (0.299, 0.587, 0.114)  # Y of RGB, as Measure reads luminance (tasks.probes.luminance)
+
+
+def _grey(detail: torch.Tensor) -> torch.Tensor:
+    """(B, C, h, w) -> (B, 1, h, w): the detail's luminance. Added to every channel it changes the
+    luminance by as much, and what is left (the colour part) changes it by nothing."""
+    if detail.shape[1] != len(LUMA):
+        return detail.mean(dim=1, keepdim=True)
+    return (detail * torch.tensor(LUMA, dtype=detail.dtype, device=detail.device)[None, :, None, None]).sum(dim=1, keepdim=True)
+
+
 def _solve_gains(stack: _Stack, surroundings: _Surroundings, grain: torch.Tensor, boxes: _Boxes) -> _Gains:
-    """Per crop, intensity bin and channel: how much of each band's grain, and of the fill's own
-    detail, brings the hole to the surroundings' levels by both probes."""
-    channels, step = stack.channels, stack.step
+    """Per crop and intensity bin: how much of each band's grain, and of the fill's own detail,
+    brings the hole to the surroundings' levels by both probes.
+
+    On the luminance of every probe's response (the probes are linear: the luminance's response is
+    theirs weighted), as Measure reads them, with one gain for all channels: a block of grain is a
+    colour vector, and gains that differ per channel (or a bin left alone in blue but re-grained in
+    red and green) paint its red and green without its blue, specks of yellow and blue the camera
+    never made. The copied grain keeps the camera's own share of each channel."""
+    step = stack.step
     inner_hole, inner_bins = boxes.hole[:, ::step, ::step], boxes.bins[:, ::step, ::step]
-    (fine_lap, mid_lap), (fine_imm, mid_imm) = (probe.split(channels, dim=1) for probe in _probes(grain, boxes.sizes, step))
-    # All the grain's statistics in one pass: (B, BINS, C) tables of each product's mean in the hole.
+    (fine_lap, mid_lap), (fine_imm, mid_imm) = ((_grey(band) for band in probe.split(stack.channels, dim=1))
+                                                for probe in _probes(grain, boxes.sizes, step))
+    # All the grain's statistics in one pass: (B, BINS, 1) tables of each product's mean in the hole.
     (ff_lap, fm_lap, mm_lap, f_abs, m_abs, fm_imm, ff_imm, mm_imm) = _per_bin(torch.cat([
         fine_lap**2, fine_lap * mid_lap, mid_lap**2, fine_imm.abs(), mid_imm.abs(),
-        fine_imm * mid_imm, fine_imm**2, mid_imm**2], dim=1), inner_bins, inner_hole).split(channels, dim=2)
+        fine_imm * mid_imm, fine_imm**2, mid_imm**2], dim=1), inner_bins, inner_hole).split(1, dim=2)
     # Immerkaer's level is a mean absolute response (as Measure's noise probe reads it, robust to
     # the odd edge): its square enters the form, coupled by the bands' correlation.
     correlation = fm_imm / (ff_imm * mm_imm).sqrt().clamp(min=1e-12)
     grain_powers = ((ff_lap, fm_lap, mm_lap), (f_abs**2, correlation * f_abs * m_abs, m_abs**2))
-    image_powers = torch.cat([surroundings.probes[0] ** 2, surroundings.probes[1].abs()], dim=1)
+    image_powers = torch.cat([_grey(surroundings.probes[0]) ** 2, _grey(surroundings.probes[1]).abs()], dim=1)
     sampled_bins = surroundings.sampled_bins
-    target_lap = _per_bin(image_powers[:, :channels], sampled_bins, surroundings.textured)
-    target_imm = _per_bin(image_powers[:, channels:], sampled_bins, surroundings.calm)
-    fill_lap, fill_imm = _per_bin(image_powers, sampled_bins, stack.hole[:, ::step, ::step]).split(channels, dim=2)
+    target_lap = _per_bin(image_powers[:, :1], sampled_bins, surroundings.textured)
+    target_imm = _per_bin(image_powers[:, 1:], sampled_bins, surroundings.calm)
+    fill_lap, fill_imm = _per_bin(image_powers, sampled_bins, stack.hole[:, ::step, ::step]).split(1, dim=2)
     target_imm, fill_imm = target_imm**2, fill_imm**2
     # A fill within LEAVE_ALONE of the photo's level by both probes is left alone: more grain on a
     # fill that already has it only makes it noisier than the truth. Otherwise the fill keeps as
@@ -664,12 +685,38 @@ def _feather(stack: _Stack, boxes: _Boxes, feather: float) -> torch.Tensor:
     return torch.from_numpy(weight).to(stack.device, DTYPE)
 
 
+def _chroma_power(detail: torch.Tensor) -> torch.Tensor:
+    """(B, C, h, w) -> (B, 1, h, w): the power of the detail's colour part."""
+    return (detail - _grey(detail)).square().sum(dim=1, keepdim=True)
+
+
+def _colour_held_to_the_photos(stack: _Stack, surroundings: _Surroundings, boxes: _Boxes, grain_change: torch.Tensor,
+                               shrink: torch.Tensor) -> torch.Tensor:
+    """`grain_change` with its colour part scaled down, per intensity bin, to what the photo's detail
+    (below G3) has of colour beside the fill's own: the gains are set by the grain's luminance, and
+    blocks from the calm parts of a JPEG carry more colour for their grey than its texture does
+    (chroma noise; its edges are mostly grey), so a gain of 2-4 painted specks of colour over the
+    fill, twice the truth's on camera photos. The luminance is kept: it is what the gains aimed at."""
+    if stack.channels == 1:
+        return grain_change
+    step = stack.step
+    photo_detail = stack.x - surroundings.base
+    target = _per_bin(_chroma_power(photo_detail[:, :, ::step, ::step]), surroundings.sampled_bins, surroundings.textured)
+    inner_bins, inner_hole = boxes.bins[:, ::step, ::step], boxes.hole[:, ::step, ::step]
+    fill = _per_bin(_chroma_power(boxes.windows(photo_detail)[:, :, ::step, ::step]), inner_bins, inner_hole)
+    grain = _per_bin(_chroma_power(grain_change[:, :, ::step, ::step]), inner_bins, inner_hole)
+    scale = ((target - shrink.square() * fill).clamp(min=0) / grain.clamp(min=1e-12)).sqrt().clamp(max=1)
+    grey = _grey(grain_change)
+    return grey + (grain_change - grey) * _per_pixel(scale, boxes, stack.device)
+
+
 def _compose(stack: _Stack, surroundings: _Surroundings, grain: torch.Tensor, boxes: _Boxes, gains: _Gains,
              feather: float) -> torch.Tensor:
     """The boxes' new pixels: the fill, its own detail scaled down where needed, plus the grain."""
     device, step = stack.device, stack.step
     fine_grain, mid_grain = grain.split(stack.channels, dim=1)
     grain_change = fine_grain * _per_pixel(gains.fine, boxes, device) + mid_grain * _per_pixel(gains.mid, boxes, device)
+    grain_change = _colour_held_to_the_photos(stack, surroundings, boxes, grain_change, gains.shrink)
     box_pixels = boxes.windows(stack.x)
     weight = _feather(stack, boxes, feather)
     shrink = gains.shrink
@@ -682,9 +729,9 @@ def _compose(stack: _Stack, surroundings: _Surroundings, grain: torch.Tensor, bo
     # levels where the photo's smooth ramps step. So the levels are read again after rounding, and
     # where they are still over the target the detail is scaled down once more (once: a second
     # reading overshoots).
-    laplacian, immerkaer = _probes(result, boxes.sizes, step)
+    laplacian, immerkaer = (_grey(response) for response in _probes(result, boxes.sizes, step))
     rounded_lap, rounded_imm = _per_bin(torch.cat([laplacian**2, immerkaer.abs()], dim=1), boxes.bins[:, ::step, ::step],
-                                        boxes.hole[:, ::step, ::step]).split(stack.channels, dim=2)
+                                        boxes.hole[:, ::step, ::step]).split(1, dim=2)
     over = torch.maximum((rounded_lap / gains.target_lap.clamp(min=1e-12)).sqrt(),
                          rounded_imm / gains.target_imm.clamp(min=1e-12).sqrt())
     shrink = torch.where((shrink < 1) & (over > gains.ceiling), shrink * gains.ceiling / over, shrink)
@@ -715,7 +762,7 @@ def _regrain_batch(jobs: list[CropJob], plans: list[dict], feather: float, devic
 class Regrain(BatchesOnDevice, EditStage):
     kind = "clarify"
     name = "regrain"
-    version = "8"  # bump when the output bytes change: finished work is keyed by it
+    version = "9"  # bump when the output bytes change: finished work is keyed by it
 
     def __init__(self, settings: RegrainConfig, device: torch.device, cpu_batch: int | None = None):
         """`cpu_batch`: crops re-grained together on the CPU (1: each alone; more runs CUDA's batching there)."""
