@@ -24,12 +24,15 @@ IMMERKAER_KERNEL = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float32)
 IMMERKAER_SCALE = math.sqrt(math.pi / 2) / 6  # mean |response| -> noise sigma
 
 
+LUMA = (0.299, 0.587, 0.114)  # Y of RGB (ITU-R BT.601), the weights every luminance here uses
+
+
 def luminance(image: np.ndarray) -> np.ndarray:
     """Y of an HxWx3 RGB or HxW grey array, as float32 (0-255)."""
     if image.ndim == 2:
         return image.astype(np.float32)
     r, g, b = (image[..., i].astype(np.float32) for i in range(3))
-    return 0.299 * r + 0.587 * g + 0.114 * b
+    return LUMA[0] * r + LUMA[1] * g + LUMA[2] * b
 
 
 def normalised_blur(values: np.ndarray, weight: np.ndarray, sigma: float) -> np.ndarray:

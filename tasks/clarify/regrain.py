@@ -57,7 +57,7 @@ import torch.nn.functional as F
 
 from tasks.device import pick_device
 from tasks.masks import mask_components
-from tasks.probes import IMMERKAER_KERNEL, LAPLACIAN_KERNEL
+from tasks.probes import IMMERKAER_KERNEL, LAPLACIAN_KERNEL, LUMA
 from tasks.settings import RegrainConfig
 from tasks.stages import BatchesOnDevice, EditContext, EditStage
 
@@ -593,9 +593,6 @@ class _Gains:
     target_imm: torch.Tensor
 
 
-LUMA = (0.299, 0.587, 0.114)  # Y of RGB, as Measure reads luminance (tasks.probes.luminance)
-
-
 def _grey(detail: torch.Tensor) -> torch.Tensor:
     """(B, C, h, w) -> (B, 1, h, w): the detail's luminance. Added to every channel it changes the
     luminance by as much, and what is left (the colour part) changes it by nothing."""
@@ -691,19 +688,20 @@ def _chroma_power(detail: torch.Tensor) -> torch.Tensor:
 
 
 def _colour_held_to_the_photos(stack: _Stack, surroundings: _Surroundings, boxes: _Boxes, grain_change: torch.Tensor,
-                               shrink: torch.Tensor) -> torch.Tensor:
+                               detail: torch.Tensor, shrink: torch.Tensor) -> torch.Tensor:
     """`grain_change` with its colour part scaled down, per intensity bin, to what the photo's detail
     (below G3) has of colour beside the fill's own: the gains are set by the grain's luminance, and
     blocks from the calm parts of a JPEG carry more colour for their grey than its texture does
     (chroma noise; its edges are mostly grey), so a gain of 2-4 painted specks of colour over the
-    fill, twice the truth's on camera photos. The luminance is kept: it is what the gains aimed at."""
+    fill, twice the truth's on camera photos. The luminance is kept: it is what the gains aimed at.
+    `detail`: the fill's own (x - G3) over the boxes."""
     if stack.channels == 1:
         return grain_change
     step = stack.step
-    photo_detail = stack.x - surroundings.base
-    target = _per_bin(_chroma_power(photo_detail[:, :, ::step, ::step]), surroundings.sampled_bins, surroundings.textured)
+    sampled_detail = stack.x[:, :, ::step, ::step] - surroundings.base[:, :, ::step, ::step]
+    target = _per_bin(_chroma_power(sampled_detail), surroundings.sampled_bins, surroundings.textured)
     inner_bins, inner_hole = boxes.bins[:, ::step, ::step], boxes.hole[:, ::step, ::step]
-    fill = _per_bin(_chroma_power(boxes.windows(photo_detail)[:, :, ::step, ::step]), inner_bins, inner_hole)
+    fill = _per_bin(_chroma_power(detail[:, :, ::step, ::step]), inner_bins, inner_hole)
     grain = _per_bin(_chroma_power(grain_change[:, :, ::step, ::step]), inner_bins, inner_hole)
     scale = ((target - shrink.square() * fill).clamp(min=0) / grain.clamp(min=1e-12)).sqrt().clamp(max=1)
     grey = _grey(grain_change)
@@ -716,13 +714,13 @@ def _compose(stack: _Stack, surroundings: _Surroundings, grain: torch.Tensor, bo
     device, step = stack.device, stack.step
     fine_grain, mid_grain = grain.split(stack.channels, dim=1)
     grain_change = fine_grain * _per_pixel(gains.fine, boxes, device) + mid_grain * _per_pixel(gains.mid, boxes, device)
-    grain_change = _colour_held_to_the_photos(stack, surroundings, boxes, grain_change, gains.shrink)
     box_pixels = boxes.windows(stack.x)
+    detail = box_pixels - boxes.windows(surroundings.base)  # the fill's own detail (x - G3), scaled down
+    grain_change = _colour_held_to_the_photos(stack, surroundings, boxes, grain_change, detail, gains.shrink)
     weight = _feather(stack, boxes, feather)
     shrink = gains.shrink
     if not bool((shrink < 1).any()):
         return (box_pixels + grain_change * weight).round().clamp(0, 255)
-    detail = box_pixels - boxes.windows(surroundings.base)  # the fill's own detail (x - G3), scaled down
     result = (box_pixels + (grain_change + detail * (_per_pixel(shrink, boxes, device) - 1)) * weight).round().clamp(0, 255)
     # Rounding to whole grey levels adds noise of its own where the scaled-down fill is nearly
     # flat: on a photo whose grain is under half a level, the detail left over toggles between two
