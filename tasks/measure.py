@@ -13,7 +13,9 @@ untouched pixels around it (ring width scaled to the component: half the square 
   that go on inside the fill ("does the plank line continue behind the removed car?").
   NaN when fewer than 3 strong edges enter.
 - `ghost_score` (text): gradient on the removed strokes' contours (edges of the input inside the
-  mask that are edges of what the edit took away too) / gradient elsewhere in the fill, each at
+  mask that are edges of what the edit took away too) / gradient elsewhere in the fill, and in the
+  ring around it where most outlines lie on the mask's edge (a mask drawn to the letters: there
+  the gradient reads the photo beside it), each at
   least `FLAT_GRADIENT` (a flat fill over a clipped sky scores 1, not ringing / 0). A clean
   fill has no memory of where the letters were (≈ 1); left-over outlines score well above.
 - `remnant_score` (text): the share of the removed text's signal still in place, without ground
@@ -55,8 +57,9 @@ EDGE_PERCENTILE, MIN_EDGE_GRADIENT = 90, 40.0  # Canny's high threshold: the rin
 # Below these a region is flat (an 8-bit photo's quantisation: sigma 0.29): clipped highlights, a plain
 # backdrop. Their ratios are taken from here, so a flat fill of a flat ring scores 1.
 FLAT_TEXTURE, FLAT_NOISE = 0.5, 0.3
+EDGE_BAND = 2  # px: outlines this near a mask's edge are read against the photo beside it too (ghost score)
 FLAT_GRADIENT = 4.0  # a one-grey-level step as the 3x3 Sobel reads it: the ghost score's floor on both sides
-METRICS_VERSION = "5"  # bump when the metrics' values change: finished work (and its gate verdicts) is keyed by it
+METRICS_VERSION = "6"  # bump when the metrics' values change: finished work (and its gate verdicts) is keyed by it
 MIN_NATURAL_STEP = 0.5  # grey levels: the seam score's denominator never falls below half a level
 _EPS = 1e-6
 
@@ -379,7 +382,15 @@ def measure_edit(
             away = fill & ~(cv2.dilate(strokes.astype(np.uint8), _disc(2)) > 0)
             if strokes.sum() >= MIN_PIXELS and away.sum() >= MIN_PIXELS:
                 # Over a clipped sky the fill is flat: a JPEG's ringing on the contour scored 10^6.
-                item.ghost_score = _ratio(float(gradient[strokes].mean()), float(gradient[away].mean()), FLAT_GRADIENT)
+                # A mask drawn to the letters has their outlines on its edge, where the gradient
+                # reads the photo beside the mask, and no fill elsewhere but their calm interiors:
+                # the truth itself, put back, scored 2.4. Where most outlines lie on the edge, the
+                # ring is the reference too; a region's fill (a box, a detection) holds the letters
+                # inside it and is judged by the rest of itself.
+                edge = fill & ~(cv2.erode(fill.astype(np.uint8), _disc(EDGE_BAND)) > 0)
+                on_edge = 2 * np.count_nonzero(strokes & edge) >= np.count_nonzero(strokes)
+                elsewhere = away | ring if on_edge else away
+                item.ghost_score = _ratio(float(gradient[strokes].mean()), float(gradient[elsewhere].mean()), FLAT_GRADIENT)
 
     def weighted(name: str) -> float:
         pairs = [(getattr(c, name), c.area) for c in components if not math.isnan(getattr(c, name))]

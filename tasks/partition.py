@@ -424,7 +424,7 @@ def _image_suite(config, action: str) -> dict:
     return _SUITES[key]
 
 
-RETRY_VERSION = "1"  # bump when the candidates tried for a refused edit change: finished work is keyed by it
+RETRY_VERSION = "2"  # bump when the candidates tried for a refused edit change: finished work is keyed by it
 
 
 def _retry_key(config, action: str) -> str:
@@ -485,7 +485,8 @@ def _grown(mask: np.ndarray, radius: int) -> np.ndarray:
 def _candidates(edit: _Edit, job: Job):
     """(name, engine, mask) of the edits tried after the first one is refused, in order.
 
-    Text: the strokes grown (letters' halos and edges the refinement left), then the whole region
+    Text: the strokes grown (letters' halos and edges the refinement left; not where the mask
+    already fills its region), then the whole region
     the text was said to be in (box, detection, drawn mask) filled by the texture engine (where
     strokes could not be told from the photo), plain (it continues lines that cross the text) and
     then on a diffused base (no seam on a smooth background); all stay inside that region, so nothing outside
@@ -501,10 +502,12 @@ def _candidates(edit: _Edit, job: Job):
         region = edit.region | edit.mask
         # Both region candidates start from the same exemplar fill: it is made once.
         region_fill = _Remembered(exemplar)
-        options = [("grown", get_stage("clean", edit.engine_name, config),
-                    _grown(edit.mask, config.text.retry_grow) & region),
-                   ("region", region_fill, region),
-                   ("region-rebased", _Rebased(region_fill), region)]
+        options = [("region", region_fill, region), ("region-rebased", _Rebased(region_fill), region)]
+        grown = _grown(edit.mask, config.text.retry_grow) & region
+        # A drawn mask (or a box the refinement took whole) cannot grow inside its region: the same
+        # engine on the same mask would make the same refused fill again.
+        if not np.array_equal(grown, edit.mask):
+            options.insert(0, ("grown", get_stage("clean", edit.engine_name, config), grown))
     else:
         options = [("rebased", _Rebased(exemplar), edit.mask),
                    ("reseeded", _Reseeded(exemplar), edit.mask),
