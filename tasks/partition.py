@@ -502,12 +502,11 @@ def _candidates(edit: _Edit, job: Job):
         region = edit.region | edit.mask
         # Both region candidates start from the same exemplar fill: it is made once.
         region_fill = _Remembered(exemplar)
-        options = [("region", region_fill, region), ("region-rebased", _Rebased(region_fill), region)]
         grown = _grown(edit.mask, config.text.retry_grow) & region
         # A drawn mask (or a box the refinement took whole) cannot grow inside its region: the same
         # engine on the same mask would make the same refused fill again.
-        if not np.array_equal(grown, edit.mask):
-            options.insert(0, ("grown", get_stage("clean", edit.engine_name, config), grown))
+        options = [] if np.array_equal(grown, edit.mask) else [("grown", get_stage("clean", edit.engine_name, config), grown)]
+        options += [("region", region_fill, region), ("region-rebased", _Rebased(region_fill), region)]
     else:
         options = [("rebased", _Rebased(exemplar), edit.mask),
                    ("reseeded", _Reseeded(exemplar), edit.mask),

@@ -349,13 +349,34 @@ def test_remnant_score_sees_letters_the_mask_missed_and_not_a_clean_fill():
     assert len(memo) == 1
 
 
+def seam_refusing_job(make_job):
+    """A job whose image suite asks for a seam no fill meets: every edit is refused, every candidate tried."""
+    return make_job(gate={"overrides": [{"suite": "image_remove", "expectation": "expect_column_values_to_be_between",
+                                         "column": "seam_score", "kwargs": {"max_value": 1e-6}}]})
+
+
+@pytest.fixture
+def exemplar_fills(monkeypatch):
+    """The mask sizes of every exemplar fill made while the test runs."""
+    from tasks.clean.exemplar import Exemplar
+
+    calls = []
+    fill = Exemplar.__call__
+
+    def counted(self, image, mask, context=None):
+        calls.append(int(mask.sum()))
+        return fill(self, image, mask, context)
+
+    monkeypatch.setattr(Exemplar, "__call__", counted)
+    return calls
+
+
 @pytest.mark.parametrize("removal, tried", [("text", ["first", "grown", "region", "region-rebased"]),
                                             ("object", ["first", "rebased", "reseeded", "more-context"])])
 def test_an_edit_the_image_suite_refuses_is_retried_and_every_attempt_recorded(make_job, tmp_path, removal, tried):
     save(tmp_path / "data" / "img.png", caption(photos.astronaut())[0])
     # A seam bound no fill meets: every candidate is tried and refused, the least refused is kept.
-    job = make_job(gate={"overrides": [{"suite": "image_remove", "expectation": "expect_column_values_to_be_between",
-                                        "column": "seam_score", "kwargs": {"max_value": 1e-6}}]})
+    job = seam_refusing_job(make_job)
     # A box with photo around the caption: the refinement cuts it to the strokes, which can grow.
     record = edit_row({"image_id": "t", "_row": 0, "image_uri": "img.png", "boxes": [[30, 340, 480, 480]],
                        "removal": removal}, job)
@@ -364,49 +385,27 @@ def test_an_edit_the_image_suite_refuses_is_retried_and_every_attempt_recorded(m
     assert record["candidate"] in tried and record["outside_changed"] == 0
 
 
-def test_the_region_candidates_fill_the_region_once(make_job, tmp_path, monkeypatch):
+def test_the_region_candidates_fill_the_region_once(make_job, tmp_path, exemplar_fills):
     """`region` and `region-rebased` start from the same exemplar fill: it is made once per edit."""
-    from tasks.clean.exemplar import Exemplar
-
-    calls = []
-    fill = Exemplar.__call__
-
-    def counted(self, image, mask, context=None):
-        calls.append(int(mask.sum()))
-        return fill(self, image, mask, context)
-
-    monkeypatch.setattr(Exemplar, "__call__", counted)
     save(tmp_path / "data" / "img.png", caption(photos.astronaut())[0])
-    job = make_job(gate={"overrides": [{"suite": "image_remove", "expectation": "expect_column_values_to_be_between",
-                                        "column": "seam_score", "kwargs": {"max_value": 1e-6}}]})
+    job = seam_refusing_job(make_job)
     record = edit_row({"image_id": "t", "_row": 0, "image_uri": "img.png", "boxes": [[30, 340, 480, 480]],
                        "removal": "text"}, job)
     assert [attempt.split(":")[0] for attempt in record["attempts"]] == ["first", "grown", "region", "region-rebased"]
-    assert calls == [(480 - 340) * (480 - 30)]  # the box, filled once for both
+    assert exemplar_fills == [(480 - 340) * (480 - 30)]  # the box, filled once for both
 
 
-def test_a_drawn_text_mask_is_not_retried_on_the_same_mask_with_the_same_engine(make_job, tmp_path, monkeypatch):
+def test_a_drawn_text_mask_is_not_retried_on_the_same_mask_with_the_same_engine(make_job, tmp_path, exemplar_fills):
     """A drawn mask is its own region: grown within it, it is the same mask, and the same engine
     would make the same refused fill again. The region candidates (another engine) are tried."""
-    from tasks.clean.exemplar import Exemplar
-
-    calls = []
-    fill = Exemplar.__call__
-
-    def counted(self, image, mask, context=None):
-        calls.append(int(mask.sum()))
-        return fill(self, image, mask, context)
-
-    monkeypatch.setattr(Exemplar, "__call__", counted)
     image, ink, _ = caption(photos.astronaut())
     save(tmp_path / "data" / "img.png", image)
     save(tmp_path / "data" / "mask.png", ink.astype(np.uint8) * 255)
-    job = make_job(gate={"overrides": [{"suite": "image_remove", "expectation": "expect_column_values_to_be_between",
-                                        "column": "seam_score", "kwargs": {"max_value": 1e-6}}]})
+    job = seam_refusing_job(make_job)
     record = edit_row({"image_id": "t", "_row": 0, "image_uri": "img.png", "mask_uri": "mask.png", "removal": "text"},
                       job)
     assert [attempt.split(":")[0] for attempt in record["attempts"]] == ["first", "region", "region-rebased"]
-    assert len(calls) == 1 and calls[0] >= ink.sum()  # the drawn mask (bled), filled once
+    assert len(exemplar_fills) == 1 and exemplar_fills[0] >= ink.sum()  # the drawn mask (bled), filled once
 
 
 def test_letters_the_refinement_left_out_of_its_region_are_still_text(make_job, tmp_path, monkeypatch):
